@@ -1,0 +1,242 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::db::Database;
+use crate::on_pool;
+use crate::position::LogPosition;
+
+/// One event as stored in the log, with its place in global order.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct StoredEvent {
+    #[sqlx(flatten)]
+    pub position: LogPosition,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: String,
+    pub payload: Value,
+    pub metadata: Value,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl StoredEvent {
+    fn metadata_str(&self, key: &str) -> Option<&str> {
+        self.metadata.get(key).and_then(Value::as_str)
+    }
+
+    pub fn event_id(&self) -> Option<Uuid> {
+        self.metadata_str(cartie_domain::context::metadata_keys::EVENT_ID)
+            .and_then(|s| s.parse().ok())
+    }
+
+    pub fn workspace_id(&self) -> Option<Uuid> {
+        self.metadata_str(cartie_domain::context::metadata_keys::WORKSPACE_ID)
+            .and_then(|s| s.parse().ok())
+    }
+}
+
+const SQLITE_SELECT: &str = "SELECT 0 AS transaction_id, global_position, aggregate_type, \
+     aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
+     FROM events";
+
+const POSTGRES_SELECT: &str = "SELECT transaction_id::text::bigint AS transaction_id, \
+     global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
+     payload, metadata, recorded_at FROM events";
+
+/// Reads the log in global order for projections and reactors.
+///
+/// On PostgreSQL a position is handed out when a row is inserted, not when its transaction
+/// commits, so reading "everything after position N" could skip an event whose transaction
+/// commits late. The reader therefore orders by `(transaction_id, global_position)` and only
+/// returns events of transactions older than every transaction still running
+/// (`pg_snapshot_xmin`): nothing can commit below that line any more.
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    db: Database,
+}
+
+impl EventLog {
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Up to `limit` events after `after`, in log order.
+    pub async fn read_after(
+        &self,
+        after: LogPosition,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_as(&format!(
+                    "{SQLITE_SELECT} WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+                ))
+                .bind(after.global_position)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as(&format!(
+                    "{POSTGRES_SELECT} \
+                     WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY transaction_id, global_position LIMIT $3"
+                ))
+                .bind(after.transaction_id.to_string())
+                .bind(after.global_position)
+                .bind(limit)
+                .fetch_all(pool)
+                .await
+            }
+        }
+    }
+
+    /// The position of the last event a reader can see now.
+    pub async fn head(&self) -> Result<LogPosition, sqlx::Error> {
+        let sql = match &self.db {
+            Database::Sqlite(_) => {
+                "SELECT 0, COALESCE(MAX(global_position), 0) FROM events".to_string()
+            }
+            Database::Postgres(_) => "SELECT transaction_id::text::bigint, global_position \
+                 FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
+                .to_string(),
+        };
+        let row: Option<(i64, i64)> =
+            on_pool!(&self.db, pool => sqlx::query_as(&sql).fetch_optional(pool).await)?;
+        Ok(row
+            .map(|(xid, pos)| LogPosition::new(xid, pos))
+            .unwrap_or(LogPosition::START))
+    }
+
+    /// How many readable events lie after `after`.
+    pub async fn count_after(&self, after: LogPosition) -> Result<i64, sqlx::Error> {
+        match &self.db {
+            Database::Sqlite(pool) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position > $1")
+                    .bind(after.global_position)
+                    .fetch_one(pool)
+                    .await
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM events \
+                     WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
+                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+                )
+                .bind(after.transaction_id.to_string())
+                .bind(after.global_position)
+                .fetch_one(pool)
+                .await
+            }
+        }
+    }
+
+    /// Where the newest event of one aggregate stands: what a caller waits for to read
+    /// its own write.
+    pub async fn latest_position_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Option<LogPosition>, sqlx::Error> {
+        let xid = match &self.db {
+            Database::Sqlite(_) => "0",
+            Database::Postgres(_) => "transaction_id::text::bigint",
+        };
+        let sql = format!(
+            "SELECT {xid}, global_position FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence DESC LIMIT 1"
+        );
+        let row: Option<(i64, i64)> = on_pool!(&self.db, pool => {
+            sqlx::query_as(&sql)
+                .bind(aggregate_type)
+                .bind(aggregate_id)
+                .fetch_optional(pool)
+                .await
+        })?;
+        Ok(row.map(|(xid, pos)| LogPosition::new(xid, pos)))
+    }
+
+    /// Total number of events in the log.
+    pub async fn len(&self) -> Result<i64, sqlx::Error> {
+        on_pool!(&self.db, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await
+        })
+    }
+}
+
+/// Wakes readers when events were appended. Commands of this process signal it directly;
+/// on PostgreSQL [`LogNotifier::listen_postgres`] also relays `NOTIFY cartie_events`, so
+/// appends by other processes wake us too. Readers still poll as a fallback.
+#[derive(Debug, Clone)]
+pub struct LogNotifier {
+    sender: Arc<watch::Sender<u64>>,
+}
+
+impl Default for LogNotifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl LogNotifier {
+    pub const CHANNEL: &'static str = "cartie_events";
+
+    pub fn new() -> Self {
+        Self {
+            sender: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    pub fn notify(&self) {
+        self.sender.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.sender.subscribe()
+    }
+
+    /// Relays PostgreSQL notifications until the returned task is aborted, reconnecting
+    /// after a lost connection.
+    pub fn listen_postgres(&self, pool: PgPool) -> tokio::task::JoinHandle<()> {
+        let notifier = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(error) = listener.listen(Self::CHANNEL).await {
+                            tracing::warn!(%error, "cannot LISTEN for new events");
+                        } else {
+                            // A reconnect may have missed notifications: wake readers once.
+                            notifier.notify();
+                            loop {
+                                match listener.recv().await {
+                                    Ok(_) => notifier.notify(),
+                                    Err(error) => {
+                                        tracing::warn!(%error, "lost the event notification connection");
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot connect to LISTEN for new events"),
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,384 @@
+//! The event-store contract, run against SQLite and a real PostgreSQL.
+
+use std::sync::Arc;
+
+use cartie_domain::listing::{
+    Listing, ListingCommand, ListingDetails, ListingError, ListingStatus, Photos,
+};
+use cartie_domain::values::{Currency, Money, Text};
+use cartie_domain::{Actor, Command, CommandContext, ListingId, UserId, WorkspaceId};
+use cartie_store::testing::TestDatabase;
+use cartie_store::{
+    on_pool, Backend, CommandBus, CommandError, Database, EventLog, LogNotifier, LogPosition,
+};
+use chrono::Utc;
+use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
+use serde_json::json;
+use uuid::Uuid;
+
+/// Declares one test per backend: `name::sqlite` and `name::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(cartie_store::Backend::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(cartie_store::Backend::Postgres).await;
+            }
+        }
+    )+};
+}
+
+on_both_backends!(
+    appended_events_load_back_with_their_metadata,
+    a_conflicting_append_is_an_optimistic_lock_conflict,
+    concurrent_commands_without_expected_version_all_land,
+    concurrent_commands_with_an_expected_version_let_exactly_one_through,
+    the_log_is_read_in_one_global_order_across_aggregates,
+    the_database_refuses_to_update_or_delete_events,
+    a_refused_command_writes_nothing,
+);
+
+fn context(workspace: WorkspaceId) -> CommandContext {
+    CommandContext::new(
+        workspace,
+        Actor::User(UserId(Uuid::from_u128(7))),
+        Utc::now(),
+    )
+}
+
+fn create(workspace: WorkspaceId, title: &str) -> Command<ListingCommand> {
+    Command::new(
+        context(workspace),
+        ListingCommand::CreateListing {
+            details: ListingDetails::titled(Text::parse("title", title, 200).unwrap()),
+            price: None,
+            photos: Photos::default(),
+            status: ListingStatus::Draft,
+        },
+    )
+}
+
+fn change_price(workspace: WorkspaceId, amount: i64) -> Command<ListingCommand> {
+    Command::new(
+        context(workspace),
+        ListingCommand::ChangeListingPrice {
+            price: Money::price("price", amount, Currency::EUR).unwrap(),
+        },
+    )
+}
+
+/// Reads the whole log once `expected` events are readable. On PostgreSQL an event becomes
+/// readable only when every older transaction in the cluster has finished, and tests run
+/// in parallel, so readers wait as a projection would.
+async fn read_all(db: &Database, expected: usize) -> Vec<cartie_store::StoredEvent> {
+    let log = EventLog::new(db.clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = log.read_after(LogPosition::START, 10_000).await.unwrap();
+        if events.len() >= expected || std::time::Instant::now() > deadline {
+            return events;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+fn bus(db: &Database) -> CommandBus<Listing> {
+    CommandBus::new(db, LogNotifier::new(), ())
+}
+
+async fn appended_events_load_back_with_their_metadata(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = bus(&test.db);
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let id = ListingId::generate().to_string();
+    let command = create(workspace, "Skoda Octavia");
+    let correlation = command.context.correlation_id;
+
+    let position = bus
+        .execute(&id, command)
+        .await
+        .unwrap()
+        .expect("a position");
+    bus.execute(&id, change_price(workspace, 1_200_000))
+        .await
+        .unwrap();
+
+    let events = read_all(&test.db, 2).await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0].position, position);
+    assert_eq!(events[0].aggregate_type, "Listing");
+    assert_eq!(events[0].aggregate_id, id);
+    assert_eq!(events[0].sequence, 1);
+    assert_eq!(events[1].sequence, 2);
+    assert_eq!(events[0].event_type, "ListingCreated");
+    assert_eq!(events[1].event_type, "ListingPriceChanged");
+    assert_eq!(
+        events[0].payload["ListingCreated"]["details"]["title"],
+        "Skoda Octavia"
+    );
+    assert_eq!(events[0].workspace_id(), Some(workspace.0));
+    assert_eq!(
+        events[0].metadata["actor"],
+        format!("user:{}", Uuid::from_u128(7))
+    );
+    assert_eq!(
+        events[0].metadata["correlation_id"],
+        correlation.to_string()
+    );
+    assert_eq!(events[0].metadata["causation_id"], correlation.to_string());
+    let first_id = events[0].event_id().expect("an event id");
+    let second_id = events[1].event_id().expect("an event id");
+    assert_ne!(first_id, second_id, "every event gets its own id");
+    assert_eq!(first_id.get_version_num(), 7);
+    assert!(events[0].recorded_at <= events[1].recorded_at);
+}
+
+async fn a_conflicting_append_is_an_optimistic_lock_conflict(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let event = SerializedEvent::new(
+        "listing-1".into(),
+        1,
+        "Listing".into(),
+        "ListingCreated".into(),
+        "1".into(),
+        json!({"anything": 1}),
+        json!({}),
+    );
+    async fn persist_twice<R: PersistedEventRepository>(
+        repo: R,
+        event: SerializedEvent,
+    ) -> Result<(), PersistenceError> {
+        repo.persist::<Listing>(std::slice::from_ref(&event), None)
+            .await
+            .expect("first append");
+        repo.persist::<Listing>(&[event], None).await
+    }
+    let second = match &test.db {
+        Database::Sqlite(pool) => {
+            persist_twice(sqlite_es::SqliteEventRepository::new(pool.clone()), event).await
+        }
+        Database::Postgres(pool) => {
+            persist_twice(
+                postgres_es::PostgresEventRepository::new(pool.clone()),
+                event,
+            )
+            .await
+        }
+    };
+    assert!(
+        matches!(second, Err(PersistenceError::OptimisticLockError)),
+        "expected an optimistic-lock conflict, got {second:?}"
+    );
+}
+
+async fn concurrent_commands_without_expected_version_all_land(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = Arc::new(bus(&test.db));
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let id = ListingId::generate().to_string();
+    bus.execute(&id, create(workspace, "Ford Focus"))
+        .await
+        .unwrap();
+
+    let writers: Vec<_> = (1..=6)
+        .map(|i| {
+            let (bus, id) = (bus.clone(), id.clone());
+            tokio::spawn(async move { bus.execute(&id, change_price(workspace, i * 100)).await })
+        })
+        .collect();
+    for writer in writers {
+        writer
+            .await
+            .unwrap()
+            .expect("a concurrent write is retried, not lost");
+    }
+    let events = read_all(&test.db, 7).await;
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=7).collect::<Vec<_>>());
+}
+
+async fn concurrent_commands_with_an_expected_version_let_exactly_one_through(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = Arc::new(bus(&test.db));
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let id = ListingId::generate().to_string();
+    bus.execute(&id, create(workspace, "Ford Focus"))
+        .await
+        .unwrap();
+
+    let writers: Vec<_> = (1..=6)
+        .map(|i| {
+            let (bus, id) = (bus.clone(), id.clone());
+            tokio::spawn(async move {
+                bus.execute(
+                    &id,
+                    change_price(workspace, i * 100).expecting_version(Some(1)),
+                )
+                .await
+            })
+        })
+        .collect();
+    let mut succeeded = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            Ok(_) => succeeded += 1,
+            Err(CommandError::Conflict)
+            | Err(CommandError::Rejected(ListingError::VersionMismatch { .. })) => {}
+            Err(other) => panic!("unexpected error {other:?}"),
+        }
+    }
+    assert_eq!(succeeded, 1);
+    assert_eq!(EventLog::new(test.db.clone()).len().await.unwrap(), 2);
+}
+
+async fn the_log_is_read_in_one_global_order_across_aggregates(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = bus(&test.db);
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let ids: Vec<String> = (0..3).map(|_| ListingId::generate().to_string()).collect();
+    let mut expected = Vec::new();
+    for round in 0..3 {
+        for id in &ids {
+            let command = if round == 0 {
+                create(workspace, "Car")
+            } else {
+                change_price(workspace, round * 1000)
+            };
+            bus.execute(id, command).await.unwrap();
+            expected.push((id.clone(), round + 1));
+        }
+    }
+    let log = EventLog::new(test.db.clone());
+    let all = read_all(&test.db, 9).await;
+    let order: Vec<(String, i64)> = all
+        .iter()
+        .map(|e| (e.aggregate_id.clone(), e.sequence))
+        .collect();
+    assert_eq!(
+        order, expected,
+        "the log is read in the order commands committed"
+    );
+    assert!(all.windows(2).all(|w| w[0].position < w[1].position));
+    assert!(all
+        .windows(2)
+        .all(|w| w[0].position.global_position < w[1].position.global_position));
+
+    // Reading in small batches from a checkpoint yields the same sequence.
+    let mut resumed = Vec::new();
+    let mut checkpoint = LogPosition::START;
+    loop {
+        let batch = log.read_after(checkpoint, 2).await.unwrap();
+        let Some(last) = batch.last() else { break };
+        checkpoint = last.position;
+        resumed.extend(batch);
+    }
+    assert_eq!(resumed, all);
+    assert_eq!(log.head().await.unwrap(), all.last().unwrap().position);
+    assert_eq!(log.count_after(all[4].position).await.unwrap(), 4);
+}
+
+async fn the_database_refuses_to_update_or_delete_events(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = bus(&test.db);
+    let id = ListingId::generate().to_string();
+    bus.execute(&id, create(WorkspaceId(Uuid::now_v7()), "Audi A4"))
+        .await
+        .unwrap();
+
+    for statement in [
+        "UPDATE events SET payload = metadata",
+        "UPDATE events SET event_type = 'Tampered'",
+        "DELETE FROM events",
+    ] {
+        let result =
+            on_pool!(&test.db, pool => sqlx::query(statement).execute(pool).await.map(|_| ()));
+        let error = result.expect_err(statement).to_string();
+        assert!(error.contains("append-only"), "{statement}: {error}");
+    }
+    if backend == Backend::Postgres {
+        let result = on_pool!(&test.db, pool => sqlx::query("TRUNCATE events").execute(pool).await.map(|_| ()));
+        assert!(result
+            .expect_err("TRUNCATE")
+            .to_string()
+            .contains("append-only"));
+    }
+    let events = read_all(&test.db, 1).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, "ListingCreated");
+}
+
+async fn a_refused_command_writes_nothing(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = bus(&test.db);
+    let id = ListingId::generate().to_string();
+    let result = bus
+        .execute(&id, change_price(WorkspaceId(Uuid::now_v7()), 1))
+        .await;
+    assert!(matches!(
+        result,
+        Err(CommandError::Rejected(ListingError::NotFound))
+    ));
+    assert_eq!(EventLog::new(test.db.clone()).len().await.unwrap(), 0);
+}
+
+/// A transaction that took its position first but commits last must still be read: a
+/// reader walking by position alone would have moved past it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_reader_never_skips_an_event_whose_transaction_commits_late() {
+    let test = TestDatabase::postgres().await;
+    let Database::Postgres(pool) = &test.db else {
+        unreachable!()
+    };
+    let insert = "INSERT INTO events (aggregate_type, aggregate_id, sequence, event_type, \
+                  event_version, payload, metadata) VALUES ('Test', $1, 1, 'Happened', '1', '{}', '{}')";
+
+    let mut slow = pool.begin().await.unwrap();
+    sqlx::query(insert)
+        .bind("slow")
+        .execute(&mut *slow)
+        .await
+        .unwrap();
+    let mut fast = pool.begin().await.unwrap();
+    sqlx::query(insert)
+        .bind("fast")
+        .execute(&mut *fast)
+        .await
+        .unwrap();
+    fast.commit().await.unwrap();
+
+    let log = EventLog::new(test.db.clone());
+    let mut checkpoint = LogPosition::START;
+    let visible_while_slow_is_open = log.read_after(checkpoint, 100).await.unwrap();
+    assert!(
+        visible_while_slow_is_open.is_empty(),
+        "the fast event lies above the horizon of the open transaction and must wait: {visible_while_slow_is_open:?}"
+    );
+    if let Some(last) = visible_while_slow_is_open.last() {
+        checkpoint = last.position;
+    }
+
+    slow.commit().await.unwrap();
+    // Read on from the checkpoint as a projection would (other tests' transactions may
+    // hold the horizon back for a moment).
+    let mut after_commit = Vec::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while after_commit.len() < 2 && std::time::Instant::now() < deadline {
+        let batch = log.read_after(checkpoint, 100).await.unwrap();
+        if let Some(last) = batch.last() {
+            checkpoint = last.position;
+        }
+        after_commit.extend(batch);
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let ids: Vec<&str> = after_commit
+        .iter()
+        .map(|e| e.aggregate_id.as_str())
+        .collect();
+    assert_eq!(ids, ["slow", "fast"], "both events, in transaction order");
+    assert!(after_commit[0].position.global_position < after_commit[1].position.global_position);
+}
