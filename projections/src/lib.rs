@@ -1,1 +1,9 @@
+//! Cartie's read models. Each projector turns events into rows of its own tables; the
+//! [`runner`] feeds it the log in global order, in batches, each batch committed together
+//! with the projector's checkpoint.
 
+pub mod checkpoint;
+pub mod inventory;
+pub mod runner;
+
+pub use runner::{rebuild, ProjectionError, ProjectionProgress, ProjectionRunner, Projector};

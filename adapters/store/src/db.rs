@@ -38,27 +38,47 @@ pub enum Tx {
     Postgres(Transaction<'static, Postgres>),
 }
 
-/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend (and, in the
+/// second form, `$DB` naming that backend's `sqlx::Database` type).
 #[macro_export]
 macro_rules! on_pool {
     ($db:expr, $pool:ident => $body:expr) => {
+        $crate::on_pool!($db, $pool, _DB => $body)
+    };
+    ($db:expr, $pool:ident, $DB:ident => $body:expr) => {
         match $db {
-            $crate::Database::Sqlite($pool) => $body,
-            $crate::Database::Postgres($pool) => $body,
+            $crate::Database::Sqlite($pool) => {
+                #[allow(dead_code)]
+                type $DB = ::sqlx::Sqlite;
+                $body
+            }
+            $crate::Database::Postgres($pool) => {
+                #[allow(dead_code)]
+                type $DB = ::sqlx::Postgres;
+                $body
+            }
         }
     };
 }
 
-/// Runs `$body` with `$conn` bound to the concrete connection of a [`Tx`].
+/// Runs `$body` with `$conn` bound to the concrete connection of a [`Tx`] (and, in the
+/// second form, `$DB` naming that backend's `sqlx::Database` type).
 #[macro_export]
 macro_rules! on_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
+        $crate::on_tx!($tx, $conn, _DB => $body)
+    };
+    ($tx:expr, $conn:ident, $DB:ident => $body:expr) => {
         match $tx {
             $crate::Tx::Sqlite(tx) => {
+                #[allow(dead_code)]
+                type $DB = ::sqlx::Sqlite;
                 let $conn = &mut **tx;
                 $body
             }
             $crate::Tx::Postgres(tx) => {
+                #[allow(dead_code)]
+                type $DB = ::sqlx::Postgres;
                 let $conn = &mut **tx;
                 $body
             }

@@ -1,0 +1,217 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use cartie_store::{Database, EventLog, LogNotifier, LogPosition, StoredEvent, Tx};
+use tokio::sync::watch;
+
+use crate::checkpoint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// An event the projector cannot read: the runner stops at it rather than skip it.
+    #[error(
+        "event {aggregate_type}/{aggregate_id}#{sequence} ({event_type}) cannot be read: {reason}"
+    )]
+    Undecodable {
+        aggregate_type: String,
+        aggregate_id: String,
+        sequence: i64,
+        event_type: String,
+        reason: String,
+    },
+}
+
+impl ProjectionError {
+    pub fn undecodable(event: &StoredEvent, reason: impl ToString) -> Self {
+        Self::Undecodable {
+            aggregate_type: event.aggregate_type.clone(),
+            aggregate_id: event.aggregate_id.clone(),
+            sequence: event.sequence,
+            event_type: event.event_type.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Turns events into read-model rows. Implementations are deterministic and write only
+/// their own tables, inside the transaction they are given; applying the same events to
+/// the same rows twice must change nothing.
+#[async_trait::async_trait]
+pub trait Projector: Send + Sync + 'static {
+    /// Stable name: the key of the checkpoint.
+    fn name(&self) -> &'static str;
+
+    /// Applies a batch of events (in log order; it may hold events of other aggregates).
+    async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError>;
+
+    /// Empties the projector's tables, for a rebuild.
+    async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError>;
+}
+
+/// How far a projection has got, for callers that want to read their own writes.
+#[derive(Debug, Clone)]
+pub struct ProjectionProgress {
+    name: &'static str,
+    position: watch::Receiver<LogPosition>,
+}
+
+impl ProjectionProgress {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn position(&self) -> LogPosition {
+        *self.position.borrow()
+    }
+
+    /// Waits until the projection has applied `target`, up to `timeout`. Answers whether it
+    /// got there.
+    pub async fn wait_for(&self, target: LogPosition, timeout: Duration) -> bool {
+        let mut position = self.position.clone();
+        let reached = tokio::time::timeout(timeout, position.wait_for(|at| *at >= target)).await;
+        matches!(reached, Ok(Ok(_)))
+    }
+}
+
+/// Feeds one projector the log, batch by batch, forever.
+pub struct ProjectionRunner {
+    db: Database,
+    log: EventLog,
+    projector: Arc<dyn Projector>,
+    notifier: LogNotifier,
+    batch_size: i64,
+    poll_interval: Duration,
+    progress: watch::Sender<LogPosition>,
+}
+
+impl ProjectionRunner {
+    pub const DEFAULT_BATCH: i64 = 1000;
+
+    pub fn new(db: Database, projector: Arc<dyn Projector>, notifier: LogNotifier) -> Self {
+        Self {
+            log: EventLog::new(db.clone()),
+            db,
+            projector,
+            notifier,
+            batch_size: Self::DEFAULT_BATCH,
+            poll_interval: Duration::from_millis(500),
+            progress: watch::channel(LogPosition::START).0,
+        }
+    }
+
+    pub fn with_batch_size(mut self, batch_size: i64) -> Self {
+        self.batch_size = batch_size.max(1);
+        self
+    }
+
+    pub fn progress(&self) -> ProjectionProgress {
+        ProjectionProgress {
+            name: self.projector.name(),
+            position: self.progress.subscribe(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true. Errors are logged and retried with back-off; the
+    /// checkpoint never moves past an event that was not applied.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let name = self.projector.name();
+        let mut wake = self.notifier.subscribe();
+        let mut checkpoint = None;
+        let mut backoff = Duration::from_millis(100);
+        tracing::info!(projection = name, "projection runner started");
+        while !*shutdown.borrow() {
+            match self.step(&mut checkpoint).await {
+                Ok(applied) => {
+                    backoff = Duration::from_millis(100);
+                    if applied > 0 {
+                        continue;
+                    }
+                    wake.mark_unchanged();
+                    tokio::select! {
+                        _ = wake.changed() => {}
+                        _ = tokio::time::sleep(self.poll_interval) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(projection = name, %error, retry_in = ?backoff, "projection failed; retrying");
+                    checkpoint = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        tracing::info!(projection = name, "projection runner stopped");
+    }
+
+    /// Applies the next batch, if any; answers how many events it applied.
+    #[tracing::instrument(skip_all, fields(projection = self.projector.name()))]
+    pub async fn step(&self, cached: &mut Option<LogPosition>) -> Result<usize, ProjectionError> {
+        let name = self.projector.name();
+        let from = match *cached {
+            Some(position) => position,
+            None => {
+                let position = checkpoint::load(&self.db, name).await?;
+                self.progress.send_replace(position);
+                *cached = Some(position);
+                position
+            }
+        };
+        let events = self.log.read_after(from, self.batch_size).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(0);
+        };
+        let mut tx = self.db.begin_write().await?;
+        let locked = checkpoint::lock(&mut tx, name).await?;
+        if locked != from {
+            // Someone else (another process, a rebuild) moved the checkpoint: start over from it.
+            tx.rollback().await?;
+            *cached = None;
+            return Ok(0);
+        }
+        self.projector.apply(&mut tx, &events).await?;
+        checkpoint::save(&mut tx, name, last).await?;
+        tx.commit().await?;
+        *cached = Some(last);
+        self.progress.send_replace(last);
+        tracing::debug!(events = events.len(), position = %last, "applied batch");
+        Ok(events.len())
+    }
+}
+
+/// Rebuilds a projection from the start of the log in one transaction: readers keep seeing
+/// the old tables until it commits, then see the rebuilt ones (see docs/adr/0004).
+/// `on_progress` is called with the number of events applied so far.
+pub async fn rebuild(
+    db: &Database,
+    projector: &dyn Projector,
+    batch_size: i64,
+    mut on_progress: impl FnMut(u64),
+) -> Result<LogPosition, ProjectionError> {
+    let log = EventLog::new(db.clone());
+    let name = projector.name();
+    let mut tx = db.begin_write().await?;
+    checkpoint::lock(&mut tx, name).await?;
+    projector.reset(&mut tx).await?;
+    let mut position = LogPosition::START;
+    let mut applied = 0u64;
+    loop {
+        let events = log.read_after(position, batch_size).await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            break;
+        };
+        projector.apply(&mut tx, &events).await?;
+        position = last;
+        applied += events.len() as u64;
+        on_progress(applied);
+    }
+    checkpoint::save(&mut tx, name, position).await?;
+    tx.commit().await?;
+    tracing::info!(projection = name, events = applied, %position, "projection rebuilt");
+    Ok(position)
+}
