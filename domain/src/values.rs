@@ -60,9 +60,13 @@ impl Text {
                 format!("must be at most {max_chars} characters (got {chars})"),
             ));
         }
-        let allowed = |c: char| !c.is_control() || (multiline && (c == '\n' || c == '\t' || c == '\r'));
+        let allowed =
+            |c: char| !c.is_control() || (multiline && (c == '\n' || c == '\t' || c == '\r'));
         if !trimmed.chars().all(allowed) {
-            return Err(FieldError::new(field, "must not contain control characters"));
+            return Err(FieldError::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_string()))
     }
@@ -112,7 +116,10 @@ impl Currency {
             let known: Vec<_> = Self::ALL.iter().map(Currency::code).collect();
             FieldError::new(
                 field,
-                format!("unknown currency {code:?}; expected one of {}", known.join(", ")),
+                format!(
+                    "unknown currency {code:?}; expected one of {}",
+                    known.join(", ")
+                ),
             )
         })
     }
@@ -188,7 +195,10 @@ impl Year {
         if !(Self::EARLIEST..=latest).contains(&value) {
             return Err(FieldError::new(
                 field,
-                format!("must be between {} and {latest} (got {value})", Self::EARLIEST),
+                format!(
+                    "must be between {} and {latest} (got {value})",
+                    Self::EARLIEST
+                ),
             ));
         }
         Ok(Self(value as u16))
@@ -367,7 +377,11 @@ mod tests {
 
     #[test]
     fn a_vin_with_i_o_or_q_is_refused_naming_the_field() {
-        for bad in ["WVWZZZ1JZXW00000I", "WVWZZZ1JZXW00000O", "WVWZZZ1JZXW00000Q"] {
+        for bad in [
+            "WVWZZZ1JZXW00000I",
+            "WVWZZZ1JZXW00000O",
+            "WVWZZZ1JZXW00000Q",
+        ] {
             let err = Vin::parse("vin", bad).unwrap_err();
             assert_eq!(err.field, "vin");
         }
@@ -388,7 +402,9 @@ mod tests {
     fn a_price_must_not_be_negative() {
         assert!(Money::price("price", -1, Currency::USD).is_err());
         assert_eq!(
-            Money::price("price", 0, Currency::UAH).unwrap().amount_minor,
+            Money::price("price", 0, Currency::UAH)
+                .unwrap()
+                .amount_minor,
             0
         );
         assert!(Money::price("price", Money::MAX_MINOR + 1, Currency::EUR).is_err());

@@ -143,7 +143,7 @@ impl Fixture {
 }
 
 async fn catch_up(runner: &ProjectionRunner, db: &Database) {
-    let total = EventLog::new(db.clone()).len().await.unwrap();
+    let total = EventLog::new(db.clone()).event_count().await.unwrap();
     let mut checkpoint = None;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     // Every event of the log must lie at or before the runner's position (on PostgreSQL a
@@ -662,7 +662,7 @@ async fn dump(db: &Database) -> (Vec<ListingRow>, Vec<PriceRow>) {
 async fn the_projection_resumes_after_a_crash_without_applying_anything_twice(backend: Backend) {
     let f = Fixture::new(backend).await;
     busy_history(&f).await;
-    let total = EventLog::new(f.db().clone()).len().await.unwrap();
+    let total = EventLog::new(f.db().clone()).event_count().await.unwrap();
     assert_eq!(total, 54);
 
     let crashing = Arc::new(CrashingProjector {

@@ -96,8 +96,10 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
+            // A rebuild holds the write transaction on one connection and reads the log on
+            // another, so never fewer than two.
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.max(1))
+                .max_connections(max_connections.max(2))
                 .connect_with(options)
                 .await?;
             Ok(Database::Sqlite(pool))

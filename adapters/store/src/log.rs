@@ -171,7 +171,7 @@ impl EventLog {
     }
 
     /// Total number of events in the log.
-    pub async fn len(&self) -> Result<i64, sqlx::Error> {
+    pub async fn event_count(&self) -> Result<i64, sqlx::Error> {
         on_pool!(&self.db, pool => {
             sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(pool).await
         })

@@ -56,7 +56,10 @@ impl Listing {
     }
 
     /// Takes a decision without side effects: the events the command leads to, or why not.
-    pub fn decide(&self, command: Command<ListingCommand>) -> Result<Vec<ListingEvent>, ListingError> {
+    pub fn decide(
+        &self,
+        command: Command<ListingCommand>,
+    ) -> Result<Vec<ListingEvent>, ListingError> {
         let Command {
             context,
             expected_version,
@@ -96,7 +99,8 @@ impl Listing {
         }
 
         // Another workspace's listing is indistinguishable from a missing one.
-        let (Some(owner), Some(status), Some(details)) = (self.workspace_id, self.status, &self.details)
+        let (Some(owner), Some(status), Some(details)) =
+            (self.workspace_id, self.status, &self.details)
         else {
             return Err(ListingError::NotFound);
         };
@@ -473,7 +477,9 @@ mod tests {
         ListingTest::with(())
             .given(vec![created(ListingStatus::Draft)])
             .when(command(ListingCommand::UpdateListingDetails { patch }))
-            .then_expect_events(vec![ListingEvent::ListingDetailsUpdated { details: expected }]);
+            .then_expect_events(vec![ListingEvent::ListingDetailsUpdated {
+                details: expected,
+            }]);
     }
 
     #[test]
@@ -534,7 +540,9 @@ mod tests {
                 created(ListingStatus::Available),
                 status_changed(ListingStatus::Available, ListingStatus::Archived),
             ])
-            .when(command(ListingCommand::ChangeListingPrice { price: usd(5) }))
+            .when(command(ListingCommand::ChangeListingPrice {
+                price: usd(5),
+            }))
             .then_expect_error(ListingError::Archived);
     }
 

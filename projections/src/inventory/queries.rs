@@ -20,8 +20,8 @@ pub struct ListingFilter {
     pub model: Option<String>,
     pub year_min: Option<i32>,
     pub year_max: Option<i32>,
-    /// A price range is meaningful only in one currency: listings priced in another
-    /// currency (or not priced) are left out when a range or currency is given.
+    /// Only listings priced in this currency. A price range is meaningful only in one
+    /// currency: a range without a currency matches nothing (the API refuses it first).
     pub price_currency: Option<Currency>,
     pub price_min: Option<i64>,
     pub price_max: Option<i64>,

@@ -1,0 +1,262 @@
+//! Bearer tokens: HS256 JWTs carrying workspace, user and role.
+
+use std::fmt;
+use std::path::Path;
+
+use chrono::{Duration, Utc};
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use cartie_domain::{Actor, UserId, WorkspaceId};
+
+const ISSUER: &str = "cartie";
+const SECRET_FILE: &str = "jwt_secret";
+
+/// A member's role in a workspace. Roles gate only administration; every member uses
+/// every module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+    Superadmin,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user.
+    pub sub: Uuid,
+    /// The workspace the token acts in.
+    pub ws: Uuid,
+    pub role: Role,
+    pub iss: String,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Who is calling, established from a verified token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Principal {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn actor(&self) -> Actor {
+        Actor::User(self.user_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token (send Authorization: Bearer <token>)")]
+    Missing,
+    #[error("malformed Authorization header: expected `Bearer <token>`")]
+    Malformed,
+    #[error("the token has expired")]
+    Expired,
+    #[error("invalid token")]
+    Invalid,
+}
+
+/// Signs and verifies tokens.
+#[derive(Clone)]
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TokenKeys(..)")
+    }
+}
+
+impl TokenKeys {
+    pub fn new(secret: &SecretString) -> Self {
+        let bytes = secret.expose_secret().as_bytes();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss", "sub"]);
+        validation.leeway = 30;
+        Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+        }
+    }
+
+    /// The configured secret, or the one kept in the data directory (created on first use,
+    /// readable only by its owner).
+    pub fn load_or_generate(
+        configured: Option<&SecretString>,
+        data_dir: &Path,
+    ) -> std::io::Result<Self> {
+        if let Some(secret) = configured {
+            return Ok(Self::new(secret));
+        }
+        let path = data_dir.join(SECRET_FILE);
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(existing) => existing.trim().to_string(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(data_dir)?;
+                let mut bytes = [0u8; 32];
+                rand::thread_rng().fill_bytes(&mut bytes);
+                let secret = hex::encode(bytes);
+                write_private(&path, &secret)?;
+                tracing::info!(path = %path.display(), "generated a token signing key");
+                secret
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Self::new(&SecretString::from(secret)))
+    }
+
+    pub fn issue(
+        &self,
+        workspace: WorkspaceId,
+        user: UserId,
+        role: Role,
+        ttl: Duration,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let now = Utc::now();
+        let claims = Claims {
+            sub: user.0,
+            ws: workspace.0,
+            role,
+            iss: ISSUER.to_string(),
+            iat: now.timestamp(),
+            exp: (now + ttl).timestamp(),
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let data =
+            decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
+                match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid,
+                }
+            })?;
+        Ok(Principal {
+            workspace_id: WorkspaceId(data.claims.ws),
+            user_id: UserId(data.claims.sub),
+            role: data.claims.role,
+        })
+    }
+
+    /// Verifies the value of an `Authorization` header.
+    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
+        let header = header.ok_or(AuthError::Missing)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Malformed)?;
+        self.verify(token)
+    }
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    std::fs::write(path, contents)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(secret: &str) -> TokenKeys {
+        TokenKeys::new(&SecretString::from(secret.to_string()))
+    }
+
+    #[test]
+    fn an_issued_token_verifies_to_its_workspace_user_and_role() {
+        let keys = keys("k1");
+        let (ws, user) = (WorkspaceId(Uuid::now_v7()), UserId(Uuid::now_v7()));
+        let token = keys
+            .issue(ws, user, Role::Admin, Duration::hours(1))
+            .unwrap();
+        let principal = keys.authenticate(Some(&format!("Bearer {token}"))).unwrap();
+        assert_eq!(
+            principal,
+            Principal {
+                workspace_id: ws,
+                user_id: user,
+                role: Role::Admin
+            }
+        );
+    }
+
+    #[test]
+    fn tampered_foreign_expired_and_missing_tokens_are_refused() {
+        let keys = keys("k1");
+        let ws = WorkspaceId(Uuid::now_v7());
+        let user = UserId(Uuid::now_v7());
+        let token = keys
+            .issue(ws, user, Role::Member, Duration::hours(1))
+            .unwrap();
+        let mut tampered = token.clone();
+        tampered.pop();
+        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(keys.verify(&tampered), Err(AuthError::Invalid));
+        let foreign = self::keys("k2")
+            .issue(ws, user, Role::Owner, Duration::hours(1))
+            .unwrap();
+        assert_eq!(keys.verify(&foreign), Err(AuthError::Invalid));
+        let expired = keys
+            .issue(ws, user, Role::Member, Duration::hours(-2))
+            .unwrap();
+        assert_eq!(keys.verify(&expired), Err(AuthError::Expired));
+        assert_eq!(keys.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(
+            keys.authenticate(Some("Basic abc")),
+            Err(AuthError::Malformed)
+        );
+    }
+
+    #[test]
+    fn a_generated_secret_is_kept_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = TokenKeys::load_or_generate(None, dir.path()).unwrap();
+        let second = TokenKeys::load_or_generate(None, dir.path()).unwrap();
+        let token = first
+            .issue(
+                WorkspaceId(Uuid::nil()),
+                UserId(Uuid::nil()),
+                Role::Member,
+                Duration::hours(1),
+            )
+            .unwrap();
+        assert!(second.verify(&token).is_ok());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}

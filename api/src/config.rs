@@ -1,0 +1,62 @@
+//! Settings, read once from the command line and `CARTIE_*` environment variables (a `.env`
+//! file is honoured). `.env.example` documents each.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Where the embedded database and generated keys live.
+    #[arg(long, env = "CARTIE_DATA_DIR", default_value = "./data", global = true)]
+    pub data_dir: PathBuf,
+
+    /// `sqlite:<path>` or `postgres://…`; defaults to SQLite in the data directory.
+    #[arg(
+        long,
+        env = "CARTIE_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
+    /// Connections in the database pool.
+    #[arg(
+        long,
+        env = "CARTIE_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16,
+        global = true
+    )]
+    pub database_max_connections: u32,
+
+    /// HS256 key for bearer tokens; generated and kept in the data directory when unset.
+    #[arg(long, env = "CARTIE_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<SecretString>,
+
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "CARTIE_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+}
+
+impl Settings {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("cartie.db").display()))
+    }
+
+    /// Creates the data directory when the embedded database or generated keys need it.
+    pub fn ensure_data_dir(&self) -> std::io::Result<&Path> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        Ok(&self.data_dir)
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address the HTTP server listens on.
+    #[arg(long, env = "CARTIE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+}

@@ -1,0 +1,119 @@
+//! The one place where failures become what API clients see: a GraphQL error with
+//! `extensions.code`. Infrastructure failures are logged in full and shown as opaque
+//! `INTERNAL` errors.
+
+use async_graphql::ErrorExtensions;
+use cartie_domain::listing::ListingError;
+use cartie_domain::values::FieldError;
+use cartie_store::CommandError;
+
+/// Error codes of the API (`extensions.code`).
+pub mod codes {
+    pub const VALIDATION: &str = "VALIDATION";
+    pub const NOT_FOUND: &str = "NOT_FOUND";
+    pub const CONFLICT: &str = "CONFLICT";
+    pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
+    pub const FORBIDDEN: &str = "FORBIDDEN";
+    pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    pub const INTERNAL: &str = "INTERNAL";
+}
+
+/// A failure as the API reports it. Deliberately not `Display`: async-graphql converts any
+/// `Display` type into an error without a code, so the only way out of here is the
+/// conversion below, which always sets `extensions.code`.
+#[derive(Debug)]
+pub enum ApiError {
+    Validation(FieldError),
+    /// Not ready for the requested state: the message and the missing fields.
+    Incomplete(String, Vec<&'static str>),
+    NotFound(&'static str),
+    Conflict(String),
+    Unauthenticated(String),
+    Internal(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        ApiError::Internal(error.into())
+    }
+
+    pub fn validation(field: &str, message: impl Into<String>) -> Self {
+        ApiError::Validation(FieldError::new(field, message))
+    }
+}
+
+impl From<FieldError> for ApiError {
+    fn from(error: FieldError) -> Self {
+        ApiError::Validation(error)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        ApiError::internal(error)
+    }
+}
+
+impl From<ListingError> for ApiError {
+    fn from(error: ListingError) -> Self {
+        match error {
+            ListingError::NotFound => ApiError::NotFound("listing"),
+            ListingError::Invalid(field) => ApiError::Validation(field),
+            ListingError::Incomplete { ref missing, .. } => {
+                let missing = missing.clone();
+                ApiError::Incomplete(error.to_string(), missing)
+            }
+            ListingError::AlreadyExists
+            | ListingError::IllegalTransition { .. }
+            | ListingError::Archived
+            | ListingError::VersionMismatch { .. } => ApiError::Conflict(error.to_string()),
+        }
+    }
+}
+
+impl<E> From<CommandError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(error: CommandError<E>) -> Self {
+        match error {
+            CommandError::Rejected(error) => error.into(),
+            CommandError::Conflict => ApiError::Conflict(
+                "the listing was changed by someone else; reload it and try again".into(),
+            ),
+            CommandError::Infrastructure(error) => ApiError::Internal(error),
+        }
+    }
+}
+
+impl From<ApiError> for async_graphql::Error {
+    fn from(error: ApiError) -> Self {
+        match error {
+            ApiError::Validation(field) => {
+                async_graphql::Error::new(format!("invalid {}: {}", field.field, field.message))
+                    .extend_with(|_, e| {
+                        e.set("code", codes::VALIDATION);
+                        e.set("field", field.field.clone());
+                    })
+            }
+            ApiError::Incomplete(message, missing) => async_graphql::Error::new(message)
+                .extend_with(|_, e| {
+                    e.set("code", codes::VALIDATION);
+                    e.set("field", missing.first().copied().unwrap_or_default());
+                    e.set("fields", missing.clone());
+                }),
+            ApiError::NotFound(what) => async_graphql::Error::new(format!("{what} not found"))
+                .extend_with(|_, e| e.set("code", codes::NOT_FOUND)),
+            ApiError::Conflict(message) => async_graphql::Error::new(message)
+                .extend_with(|_, e| e.set("code", codes::CONFLICT)),
+            ApiError::Unauthenticated(message) => async_graphql::Error::new(message)
+                .extend_with(|_, e| e.set("code", codes::UNAUTHENTICATED)),
+            ApiError::Internal(source) => {
+                let reference = uuid::Uuid::now_v7();
+                tracing::error!(%reference, error = %source, details = ?source, "internal error");
+                async_graphql::Error::new(format!("internal error (reference {reference})"))
+                    .extend_with(|_, e| e.set("code", codes::INTERNAL))
+            }
+        }
+    }
+}

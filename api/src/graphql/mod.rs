@@ -1,0 +1,92 @@
+//! The GraphQL schema. It knows nothing about HTTP: the HTTP layer attaches the caller
+//! ([`RequestContext`]) to each request.
+
+mod inventory;
+
+use std::sync::Arc;
+
+use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use chrono::Utc;
+use uuid::Uuid;
+
+use cartie_domain::CommandContext;
+
+use crate::app::Services;
+use crate::auth::Principal;
+use crate::error::ApiError;
+
+pub use inventory::{InventoryMutation, InventoryQuery};
+
+/// Deepest query accepted; deeper ones are refused before execution.
+pub const MAX_DEPTH: usize = 12;
+/// Most complex query accepted (each field costs 1, lists multiply by `first`).
+pub const MAX_COMPLEXITY: usize = 2_000;
+
+#[derive(MergedObject, Default)]
+pub struct QueryRoot(InventoryQuery);
+
+#[derive(MergedObject, Default)]
+pub struct MutationRoot(InventoryMutation);
+
+pub type CartieSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+
+pub fn schema(services: Arc<Services>) -> CartieSchema {
+    builder().data(services).finish()
+}
+
+/// The schema in SDL, for clients and `cartie schema`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+    Schema::build(
+        QueryRoot::default(),
+        MutationRoot::default(),
+        EmptySubscription,
+    )
+    .limit_depth(MAX_DEPTH)
+    .limit_complexity(MAX_COMPLEXITY)
+}
+
+/// The caller of one request.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestContext {
+    pub principal: Principal,
+    /// Correlates everything this request causes.
+    pub request_id: Uuid,
+}
+
+impl RequestContext {
+    pub fn new(principal: Principal) -> Self {
+        Self {
+            principal,
+            request_id: Uuid::now_v7(),
+        }
+    }
+
+    pub fn command_context(&self) -> CommandContext {
+        CommandContext {
+            workspace_id: self.principal.workspace_id,
+            actor: self.principal.actor(),
+            correlation_id: self.request_id,
+            causation_id: self.request_id,
+            idempotency_key: None,
+            now: Utc::now(),
+        }
+    }
+}
+
+pub(crate) fn services<'a>(ctx: &Context<'a>) -> &'a Services {
+    ctx.data_unchecked::<Arc<Services>>()
+}
+
+pub(crate) fn caller<'a>(ctx: &Context<'a>) -> Result<&'a RequestContext, ApiError> {
+    ctx.data_opt::<RequestContext>()
+        .ok_or_else(|| ApiError::Unauthenticated("missing bearer token".into()))
+}
+
+pub(crate) fn parse_id(field: &str, id: &async_graphql::ID) -> Result<Uuid, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::validation(field, format!("{:?} is not a valid id", id.as_str())))
+}

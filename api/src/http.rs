@@ -1,0 +1,141 @@
+//! The HTTP surface: `/graphql` (GraphiQL on GET), `/health`, `/health/deep`, `/metrics`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::http::GraphiQLSource;
+use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::app::Services;
+use crate::auth::TokenKeys;
+use crate::error::codes;
+use crate::graphql::{self, CartieSchema, RequestContext};
+use crate::telemetry;
+
+/// Largest request body accepted; larger ones get 413.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Clone)]
+struct HttpState {
+    schema: CartieSchema,
+    keys: TokenKeys,
+    services: Arc<Services>,
+}
+
+pub fn router(services: Arc<Services>, keys: TokenKeys) -> Router {
+    let state = HttpState {
+        schema: graphql::schema(services.clone()),
+        keys,
+        services,
+    };
+    Router::new()
+        .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/health", get(health))
+        .route("/health/deep", get(deep_health))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn graphiql() -> Html<String> {
+    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+}
+
+async fn graphql_handler(
+    State(state): State<HttpState>,
+    headers: HeaderMap,
+    request: GraphQLRequest,
+) -> Response {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok());
+    let principal = match state.keys.authenticate(authorization) {
+        Ok(principal) => principal,
+        Err(error) => {
+            metrics::counter!("cartie_graphql_unauthenticated_total").increment(1);
+            let body = json!({
+                "data": null,
+                "errors": [{ "message": error.to_string(), "extensions": { "code": codes::UNAUTHENTICATED } }],
+            });
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                Json(body),
+            )
+                .into_response();
+        }
+    };
+    let started = Instant::now();
+    let request = request.into_inner().data(RequestContext::new(principal));
+    let mut response = state.schema.execute(request).await;
+    // Errors raised before execution (syntax, unknown fields, bad enum values, depth and
+    // complexity limits) carry no code of ours: they are the caller's invalid request.
+    for error in &mut response.errors {
+        let has_code = error
+            .extensions
+            .as_ref()
+            .is_some_and(|extensions| extensions.get("code").is_some());
+        if !has_code {
+            error
+                .extensions
+                .get_or_insert_with(Default::default)
+                .set("code", codes::VALIDATION);
+        }
+    }
+    metrics::histogram!("cartie_graphql_request_seconds").record(started.elapsed().as_secs_f64());
+    GraphQLResponse::from(response).into_response()
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Database reachable, and where each projection stands against the log.
+async fn deep_health(State(state): State<HttpState>) -> Response {
+    let services = &state.services;
+    if let Err(error) = services.db.ping().await {
+        tracing::error!(%error, "health check: database unreachable");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "database": "unreachable" })),
+        )
+            .into_response();
+    }
+    let log = cartie_store::EventLog::new(services.db.clone());
+    let head = log.head().await;
+    let mut projections = Vec::new();
+    for progress in &services.projections {
+        let position = progress.position();
+        let lag = log.count_after(position).await;
+        projections.push(json!({
+            "name": progress.name(),
+            "position": position.global_position,
+            "transactionId": position.transaction_id,
+            "lag": lag.as_ref().ok(),
+        }));
+    }
+    let backend = format!("{:?}", services.db.backend()).to_lowercase();
+    Json(json!({
+        "status": "ok",
+        "database": { "status": "reachable", "backend": backend },
+        "log": { "head": head.ok().map(|h| h.global_position) },
+        "projections": projections,
+    }))
+    .into_response()
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::metrics().render(),
+    )
+}
