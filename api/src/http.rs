@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::{GraphQLRequest, GraphQLResponse};
+use async_graphql_axum::GraphQLResponse;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -50,10 +51,12 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
+/// Reads the body as bytes (axum answers 413 past the limit, with or without a
+/// Content-Length) and only then parses the GraphQL request.
 async fn graphql_handler(
     State(state): State<HttpState>,
     headers: HeaderMap,
-    request: GraphQLRequest,
+    body: Bytes,
 ) -> Response {
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -74,8 +77,18 @@ async fn graphql_handler(
                 .into_response();
         }
     };
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(error) => {
+            let body = json!({
+                "data": null,
+                "errors": [{ "message": format!("malformed GraphQL request: {error}"), "extensions": { "code": codes::VALIDATION } }],
+            });
+            return (StatusCode::BAD_REQUEST, Json(body)).into_response();
+        }
+    };
     let started = Instant::now();
-    let request = request.into_inner().data(RequestContext::new(principal));
+    let request = request.data(RequestContext::new(principal));
     let mut response = state.schema.execute(request).await;
     // Errors raised before execution (syntax, unknown fields, bad enum values, depth and
     // complexity limits) carry no code of ours: they are the caller's invalid request.

@@ -233,7 +233,10 @@ async fn concurrent_commands_with_an_expected_version_let_exactly_one_through(ba
         }
     }
     assert_eq!(succeeded, 1);
-    assert_eq!(EventLog::new(test.db.clone()).event_count().await.unwrap(), 2);
+    assert_eq!(
+        EventLog::new(test.db.clone()).event_count().await.unwrap(),
+        2
+    );
 }
 
 async fn the_log_is_read_in_one_global_order_across_aggregates(backend: Backend) {
@@ -323,7 +326,10 @@ async fn a_refused_command_writes_nothing(backend: Backend) {
         result,
         Err(CommandError::Rejected(ListingError::NotFound))
     ));
-    assert_eq!(EventLog::new(test.db.clone()).event_count().await.unwrap(), 0);
+    assert_eq!(
+        EventLog::new(test.db.clone()).event_count().await.unwrap(),
+        0
+    );
 }
 
 /// A transaction that took its position first but commits last must still be read: a

@@ -1,0 +1,173 @@
+//! End to end over real HTTP with the `cartie` binary: issue a token with the CLI, serve,
+//! create and price a listing, read it back, restart the server, read it again.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cartie_store::testing::TestDatabase;
+use cartie_store::Backend;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    async fn start(data_dir: &std::path::Path, database_url: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(env!("CARGO_BIN_EXE_cartie"))
+            .arg("serve")
+            .env("CARTIE_DATA_DIR", data_dir)
+            .env("CARTIE_DATABASE_URL", database_url)
+            .env("CARTIE_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start cartie serve");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = reqwest::get(format!("{}/health", server.base)).await {
+                if response.status().is_success() {
+                    return server;
+                }
+            }
+            assert!(Instant::now() < deadline, "the server did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Stops the server the way an operator would (SIGTERM), waiting for a clean exit.
+    fn stop(mut self) {
+        #[cfg(unix)]
+        {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(self.child.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while Instant::now() < deadline {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    assert!(status.success(), "cartie exited with {status}");
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        let _ = self.child.kill();
+        panic!("cartie did not stop on SIGTERM");
+    }
+
+    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/graphql", self.base))
+            .bearer_auth(token)
+            .json(&json!({ "query": query, "variables": variables }))
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let body: Value = response.json().await.unwrap();
+        assert!(body["errors"].is_null(), "{body}");
+        body["data"].clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn issue_token(data_dir: &std::path::Path, workspace: Uuid) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_cartie"))
+        .args([
+            "token",
+            "issue",
+            "--workspace",
+            &workspace.to_string(),
+            "--role",
+            "admin",
+        ])
+        .env("CARTIE_DATA_DIR", data_dir)
+        .output()
+        .expect("run cartie token issue");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+async fn a_listing_survives_a_restart(backend: Backend) {
+    let data_dir = tempfile::tempdir().unwrap();
+    // For PostgreSQL, a fresh database on the test server; SQLite is the embedded default.
+    let postgres = match backend {
+        Backend::Postgres => Some(TestDatabase::postgres().await),
+        Backend::Sqlite => None,
+    };
+    let database_url = match &postgres {
+        Some(test) => test.url.clone(),
+        None => format!("sqlite:{}", data_dir.path().join("cartie.db").display()),
+    };
+    let token = issue_token(data_dir.path(), Uuid::now_v7());
+
+    let server = Server::start(data_dir.path(), &database_url).await;
+    let created = server
+        .gql(
+            &token,
+            "mutation($input: CreateListingInput!) { createListing(input: $input) { id status } }",
+            json!({ "input": {
+                "title": "BMW 320d Touring", "brand": "BMW", "model": "320d", "year": 2018,
+                "price": { "amountMinor": 1_650_000, "currency": "EUR" }, "status": "AVAILABLE"
+            } }),
+        )
+        .await;
+    let id = created["createListing"]["id"].as_str().unwrap().to_string();
+    server
+        .gql(
+            &token,
+            "mutation($id: ID!) { changeListingPrice(input: { id: $id, price: { amountMinor: 1590000, currency: EUR } }) { id } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let read = "query($id: ID!) { listing(id: $id) { title status price { amountMinor currency } priceHistory { price { amountMinor } } } }";
+    let before = server.gql(&token, read, json!({ "id": id })).await;
+    assert_eq!(before["listing"]["price"]["amountMinor"], 1_590_000);
+    assert_eq!(
+        before["listing"]["priceHistory"].as_array().unwrap().len(),
+        2
+    );
+    server.stop();
+
+    let restarted = Server::start(data_dir.path(), &database_url).await;
+    let after = restarted.gql(&token, read, json!({ "id": id })).await;
+    assert_eq!(after, before, "the same listing after a restart");
+    let listings = restarted
+        .gql(&token, "{ listings { totalCount } }", json!({}))
+        .await;
+    assert_eq!(listings["listings"]["totalCount"], 1);
+    restarted.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_survives_a_restart_on_sqlite() {
+    a_listing_survives_a_restart(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_survives_a_restart_on_postgres() {
+    a_listing_survives_a_restart(Backend::Postgres).await;
+}
