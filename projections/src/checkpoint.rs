@@ -18,10 +18,10 @@ pub async fn load(db: &Database, projection: &str) -> Result<LogPosition, sqlx::
         .unwrap_or(LogPosition::START))
 }
 
-/// Reads the checkpoint inside a writing transaction and holds it: another runner of the
-/// same projection (another process, or a rebuild) waits until this transaction ends.
-pub async fn lock(tx: &mut Tx, projection: &str) -> Result<LogPosition, sqlx::Error> {
-    on_tx!(tx, conn => {
+/// Makes sure `projection` has a checkpoint row (at the start of the log) to lock.
+pub async fn ensure(db: &Database, projection: &str) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin_write().await?;
+    on_tx!(&mut tx, conn => {
         sqlx::query(
             "INSERT INTO projection_checkpoints (projection) VALUES ($1) ON CONFLICT (projection) DO NOTHING",
         )
@@ -29,6 +29,13 @@ pub async fn lock(tx: &mut Tx, projection: &str) -> Result<LogPosition, sqlx::Er
         .execute(&mut *conn)
         .await?;
     });
+    tx.commit().await
+}
+
+/// Reads the checkpoint inside a writing transaction and holds it: another runner of the
+/// same projection (another process, or a rebuild) waits until this transaction ends.
+/// The row must exist ([`ensure`]).
+pub async fn lock(tx: &mut Tx, projection: &str) -> Result<LogPosition, sqlx::Error> {
     // SQLite holds the database write lock already (BEGIN IMMEDIATE); PostgreSQL locks the row.
     let sql = match tx.backend() {
         Backend::Sqlite => {

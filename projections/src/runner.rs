@@ -156,6 +156,7 @@ impl ProjectionRunner {
         let from = match *cached {
             Some(position) => position,
             None => {
+                checkpoint::ensure(&self.db, name).await?;
                 let position = checkpoint::load(&self.db, name).await?;
                 self.progress.send_replace(position);
                 *cached = Some(position);
@@ -195,6 +196,7 @@ pub async fn rebuild(
 ) -> Result<LogPosition, ProjectionError> {
     let log = EventLog::new(db.clone());
     let name = projector.name();
+    checkpoint::ensure(db, name).await?;
     let mut tx = db.begin_write().await?;
     checkpoint::lock(&mut tx, name).await?;
     projector.reset(&mut tx).await?;

@@ -161,9 +161,9 @@ async fn catch_up(runner: &ProjectionRunner, db: &Database) {
 
 async fn events_through(db: &Database, position: cartie_store::LogPosition) -> i64 {
     match db {
-        Database::Sqlite(pool) => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position <= $1")
+        Database::Sqlite(sqlite) => sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position <= $1")
             .bind(position.global_position)
-            .fetch_one(pool)
+            .fetch_one(&sqlite.read)
             .await
             .unwrap(),
         Database::Postgres(pool) => sqlx::query_scalar(

@@ -152,8 +152,11 @@ where
             }
         }
         let framework = match db {
-            Database::Sqlite(pool) => Frameworks::Sqlite(CqrsFramework::new(
-                store(SqliteEventRepository::new(pool.clone()), snapshot_every),
+            Database::Sqlite(sqlite) => Frameworks::Sqlite(CqrsFramework::new(
+                store(
+                    SqliteEventRepository::new(sqlite.write.clone()),
+                    snapshot_every,
+                ),
                 vec![],
                 services,
             )),

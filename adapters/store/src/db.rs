@@ -22,12 +22,21 @@ pub enum DatabaseError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// SQLite allows one writer at a time. Writes go through a single-connection pool, so
+/// concurrent writers of this process queue fairly instead of spinning in SQLite's busy
+/// handler; reads use their own pool and run beside the writer (WAL).
+#[derive(Debug, Clone)]
+pub struct SqliteDb {
+    pub read: SqlitePool,
+    pub write: SqlitePool,
+}
+
 /// A pool on one of the two backends. Code that runs the same SQL on both matches on it
 /// with [`on_pool!`](crate::on_pool); the arms are type-checked separately, so one source
 /// serves both drivers.
 #[derive(Debug, Clone)]
 pub enum Database {
-    Sqlite(SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
@@ -47,9 +56,10 @@ macro_rules! on_pool {
     };
     ($db:expr, $pool:ident, $DB:ident => $body:expr) => {
         match $db {
-            $crate::Database::Sqlite($pool) => {
+            $crate::Database::Sqlite(sqlite) => {
                 #[allow(dead_code)]
                 type $DB = ::sqlx::Sqlite;
+                let $pool = &sqlite.read;
                 $body
             }
             $crate::Database::Postgres($pool) => {
@@ -96,18 +106,25 @@ impl Database {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
-            // A rebuild holds the write transaction on one connection and reads the log on
-            // another, so never fewer than two.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections.max(2))
+            // The writer first: it creates the file and sets WAL mode for everyone.
+            let write = SqlitePoolOptions::new()
+                .max_connections(1)
+                .test_before_acquire(false)
+                .connect_with(options.clone())
+                .await?;
+            let read = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
-            Ok(Database::Sqlite(pool))
+            Ok(Database::Sqlite(SqliteDb { read, write }))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections.max(2))
                 .acquire_timeout(Duration::from_secs(10))
+                // A ping per checkout costs a round trip on every query.
+                .test_before_acquire(false)
                 .connect_with(options)
                 .await?;
             Ok(Database::Postgres(pool))
@@ -126,7 +143,11 @@ impl Database {
     /// Applies our migrations (`migrations/sqlite` or `migrations/postgres`).
     pub async fn migrate(&self) -> Result<(), DatabaseError> {
         match self {
-            Database::Sqlite(pool) => sqlx::migrate!("../../migrations/sqlite").run(pool).await?,
+            Database::Sqlite(sqlite) => {
+                sqlx::migrate!("../../migrations/sqlite")
+                    .run(&sqlite.write)
+                    .await?
+            }
             Database::Postgres(pool) => {
                 sqlx::migrate!("../../migrations/postgres")
                     .run(pool)
@@ -140,7 +161,9 @@ impl Database {
     /// (`BEGIN IMMEDIATE`), so a read-then-write never fails to upgrade its lock.
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         Ok(match self {
-            Database::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Database::Sqlite(sqlite) => {
+                Tx::Sqlite(sqlite.write.begin_with("BEGIN IMMEDIATE").await?)
+            }
             Database::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -151,7 +174,13 @@ impl Database {
     }
 
     pub async fn close(&self) {
-        on_pool!(self, pool => pool.close().await)
+        match self {
+            Database::Sqlite(sqlite) => {
+                sqlite.read.close().await;
+                sqlite.write.close().await;
+            }
+            Database::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

@@ -9,6 +9,6 @@ mod position;
 pub mod testing;
 
 pub use commands::{CommandBus, CommandError};
-pub use db::{Backend, Database, DatabaseError, Tx};
+pub use db::{Backend, Database, DatabaseError, SqliteDb, Tx};
 pub use log::{EventLog, LogNotifier, StoredEvent};
 pub use position::LogPosition;

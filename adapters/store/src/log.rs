@@ -2,7 +2,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use std::collections::HashMap;
+
+use serde::de::DeserializeOwned;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::watch;
@@ -12,7 +14,9 @@ use crate::db::Database;
 use crate::on_pool;
 use crate::position::LogPosition;
 
-/// One event as stored in the log, with its place in global order.
+/// One event as stored in the log, with its place in global order. Payload and metadata
+/// stay the JSON text they were stored as: a reader decodes straight into the type it
+/// needs, without building a `serde_json::Value` first.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredEvent {
     #[sqlx(flatten)]
@@ -22,24 +26,34 @@ pub struct StoredEvent {
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    pub payload: Value,
-    pub metadata: Value,
+    #[sqlx(rename = "payload")]
+    pub payload_json: String,
+    #[sqlx(rename = "metadata")]
+    pub metadata_json: String,
     pub recorded_at: DateTime<Utc>,
 }
 
 impl StoredEvent {
-    fn metadata_str(&self, key: &str) -> Option<&str> {
-        self.metadata.get(key).and_then(Value::as_str)
+    /// The payload decoded as `T` (for cqrs-es events, the aggregate's event enum).
+    pub fn payload<T: DeserializeOwned>(&self) -> serde_json::Result<T> {
+        serde_json::from_str(&self.payload_json)
+    }
+
+    /// The metadata: string keys and values (see `cartie_domain::context::metadata_keys`).
+    pub fn metadata(&self) -> serde_json::Result<HashMap<String, String>> {
+        serde_json::from_str(&self.metadata_json)
+    }
+
+    fn metadata_uuid(&self, key: &str) -> Option<Uuid> {
+        self.metadata().ok()?.get(key)?.parse().ok()
     }
 
     pub fn event_id(&self) -> Option<Uuid> {
-        self.metadata_str(cartie_domain::context::metadata_keys::EVENT_ID)
-            .and_then(|s| s.parse().ok())
+        self.metadata_uuid(cartie_domain::context::metadata_keys::EVENT_ID)
     }
 
     pub fn workspace_id(&self) -> Option<Uuid> {
-        self.metadata_str(cartie_domain::context::metadata_keys::WORKSPACE_ID)
-            .and_then(|s| s.parse().ok())
+        self.metadata_uuid(cartie_domain::context::metadata_keys::WORKSPACE_ID)
     }
 }
 
@@ -47,9 +61,11 @@ const SQLITE_SELECT: &str = "SELECT 0 AS transaction_id, global_position, aggreg
      aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
      FROM events";
 
+/// Columns are qualified in WHERE and ORDER BY: the output alias `transaction_id` (a bigint
+/// cast) would otherwise win in ORDER BY and force a sort instead of an index walk.
 const POSTGRES_SELECT: &str = "SELECT transaction_id::text::bigint AS transaction_id, \
      global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
-     payload, metadata, recorded_at FROM events";
+     payload::text AS payload, metadata::text AS metadata, recorded_at FROM events";
 
 /// Reads the log in global order for projections and reactors.
 ///
@@ -79,21 +95,21 @@ impl EventLog {
         limit: i64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
         match &self.db {
-            Database::Sqlite(pool) => {
+            Database::Sqlite(sqlite) => {
                 sqlx::query_as(&format!(
                     "{SQLITE_SELECT} WHERE global_position > $1 ORDER BY global_position LIMIT $2"
                 ))
                 .bind(after.global_position)
                 .bind(limit)
-                .fetch_all(pool)
+                .fetch_all(&sqlite.read)
                 .await
             }
             Database::Postgres(pool) => {
                 sqlx::query_as(&format!(
                     "{POSTGRES_SELECT} \
-                     WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                     ORDER BY transaction_id, global_position LIMIT $3"
+                     WHERE (events.transaction_id, events.global_position) > ($1::text::xid8, $2) \
+                       AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                     ORDER BY events.transaction_id, events.global_position LIMIT $3"
                 ))
                 .bind(after.transaction_id.to_string())
                 .bind(after.global_position)
@@ -125,10 +141,10 @@ impl EventLog {
     /// How many readable events lie after `after`.
     pub async fn count_after(&self, after: LogPosition) -> Result<i64, sqlx::Error> {
         match &self.db {
-            Database::Sqlite(pool) => {
+            Database::Sqlite(sqlite) => {
                 sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position > $1")
                     .bind(after.global_position)
-                    .fetch_one(pool)
+                    .fetch_one(&sqlite.read)
                     .await
             }
             Database::Postgres(pool) => {

@@ -117,20 +117,16 @@ async fn appended_events_load_back_with_their_metadata(backend: Backend) {
     assert_eq!(events[1].sequence, 2);
     assert_eq!(events[0].event_type, "ListingCreated");
     assert_eq!(events[1].event_type, "ListingPriceChanged");
+    let payload: serde_json::Value = events[0].payload().unwrap();
     assert_eq!(
-        events[0].payload["ListingCreated"]["details"]["title"],
+        payload["ListingCreated"]["details"]["title"],
         "Skoda Octavia"
     );
     assert_eq!(events[0].workspace_id(), Some(workspace.0));
-    assert_eq!(
-        events[0].metadata["actor"],
-        format!("user:{}", Uuid::from_u128(7))
-    );
-    assert_eq!(
-        events[0].metadata["correlation_id"],
-        correlation.to_string()
-    );
-    assert_eq!(events[0].metadata["causation_id"], correlation.to_string());
+    let metadata = events[0].metadata().unwrap();
+    assert_eq!(metadata["actor"], format!("user:{}", Uuid::from_u128(7)));
+    assert_eq!(metadata["correlation_id"], correlation.to_string());
+    assert_eq!(metadata["causation_id"], correlation.to_string());
     let first_id = events[0].event_id().expect("an event id");
     let second_id = events[1].event_id().expect("an event id");
     assert_ne!(first_id, second_id, "every event gets its own id");
@@ -159,8 +155,12 @@ async fn a_conflicting_append_is_an_optimistic_lock_conflict(backend: Backend) {
         repo.persist::<Listing>(&[event], None).await
     }
     let second = match &test.db {
-        Database::Sqlite(pool) => {
-            persist_twice(sqlite_es::SqliteEventRepository::new(pool.clone()), event).await
+        Database::Sqlite(sqlite) => {
+            persist_twice(
+                sqlite_es::SqliteEventRepository::new(sqlite.write.clone()),
+                event,
+            )
+            .await
         }
         Database::Postgres(pool) => {
             persist_twice(

@@ -46,7 +46,8 @@ impl Projector for InventoryProjector {
                 .aggregate_id
                 .parse()
                 .map_err(|e| ProjectionError::undecodable(event, e))?;
-            let payload: ListingEvent = serde_json::from_value(event.payload.clone())
+            let payload: ListingEvent = event
+                .payload()
                 .map_err(|e| ProjectionError::undecodable(event, e))?;
             decoded.push((id, event, payload));
         }

@@ -1,0 +1,225 @@
+//! `cartie-bench load`: drives a running server over HTTP with N concurrent clients, each
+//! creating a listing and changing its price in a loop, and prints commands/s with p50/p99
+//! latency as one JSON line.
+//!
+//! `cartie-bench seed`: appends N listings × (create + price change) straight through the
+//! command bus, to give the replay benchmark a log of a known size.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context};
+use cartie_domain::listing::{Listing, ListingCommand, ListingDetails, ListingStatus, Photos};
+use cartie_domain::values::{Currency, Money, Text, Year};
+use cartie_domain::{Actor, Command, CommandContext, ListingId, UserId, WorkspaceId};
+use cartie_store::{CommandBus, Database, LogNotifier};
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    Load {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    Seed {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        listings: usize,
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Cmd::Load {
+            url,
+            token,
+            clients,
+            seconds,
+        } => load(url, token, clients, seconds).await,
+        Cmd::Seed {
+            database_url,
+            listings,
+            concurrency,
+        } => seed(database_url, listings, concurrency).await,
+    }
+}
+
+const CREATE: &str =
+    "mutation($input: CreateListingInput!) { createListing(input: $input) { id version } }";
+const PRICE: &str = "mutation($id: ID!, $amount: Int!) { changeListingPrice(input: { id: $id, price: { amountMinor: $amount, currency: USD } }) { version } }";
+
+async fn load(url: String, token: String, clients: usize, seconds: u64) -> anyhow::Result<()> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients)
+        .build()?;
+    let endpoint = format!("{url}/graphql");
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let errors = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..clients)
+        .map(|client| {
+            let (http, endpoint, token, errors) = (http.clone(), endpoint.clone(), token.clone(), errors.clone());
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut i = 0u64;
+                while Instant::now() < deadline {
+                    i += 1;
+                    let input = json!({
+                        "title": format!("Bench car {client}-{i}"), "brand": "Toyota", "model": "Corolla",
+                        "year": 2020, "mileageKm": 42_000, "city": "Kyiv", "status": "AVAILABLE",
+                        "price": { "amountMinor": 1_500_000, "currency": "USD" }
+                    });
+                    let t = Instant::now();
+                    let created = post(&http, &endpoint, &token, CREATE, json!({ "input": input })).await;
+                    latencies.push(t.elapsed());
+                    let Some(id) = created.as_ref().ok().and_then(|v| v["createListing"]["id"].as_str().map(str::to_string)) else {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                        continue;
+                    };
+                    let t = Instant::now();
+                    if post(&http, &endpoint, &token, PRICE, json!({ "id": id, "amount": 1_450_000 })).await.is_err() {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for worker in workers {
+        latencies.extend(worker.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let percentile = |p: f64| {
+        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
+        latencies
+            .get(index)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "{}",
+        json!({
+            "clients": clients,
+            "commands": latencies.len(),
+            "errors": errors.load(Ordering::Relaxed),
+            "seconds": elapsed,
+            "commands_per_second": latencies.len() as f64 / elapsed,
+            "p50_ms": percentile(0.50),
+            "p99_ms": percentile(0.99),
+        })
+    );
+    ensure!(errors.load(Ordering::Relaxed) == 0, "some commands failed");
+    Ok(())
+}
+
+async fn post(
+    http: &reqwest::Client,
+    endpoint: &str,
+    token: &str,
+    query: &str,
+    variables: Value,
+) -> anyhow::Result<Value> {
+    let response: Value = http
+        .post(endpoint)
+        .bearer_auth(token)
+        .json(&json!({ "query": query, "variables": variables }))
+        .send()
+        .await?
+        .json()
+        .await?;
+    ensure!(response["errors"].is_null(), "{response}");
+    Ok(response["data"].clone())
+}
+
+async fn seed(database_url: String, listings: usize, concurrency: usize) -> anyhow::Result<()> {
+    let db = Database::connect(&database_url, concurrency as u32 + 2)
+        .await
+        .context("connect")?;
+    db.migrate().await?;
+    let bus = Arc::new(CommandBus::<Listing>::new(&db, LogNotifier::new(), ()));
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let next = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (bus, next) = (bus.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    if n >= listings {
+                        return Ok::<_, anyhow::Error>(());
+                    }
+                    let context = || {
+                        CommandContext::new(
+                            workspace,
+                            Actor::User(UserId(Uuid::nil())),
+                            chrono::Utc::now(),
+                        )
+                    };
+                    let id = ListingId::generate().to_string();
+                    let details = ListingDetails {
+                        brand: Some(Text::parse(
+                            "brand",
+                            ["Toyota", "BMW", "Skoda", "Kia"][n % 4],
+                            100,
+                        )?),
+                        model: Some(Text::parse("model", "Model", 100)?),
+                        year: Some(Year::parse("year", 2000 + (n % 25) as i32, 2026)?),
+                        ..ListingDetails::titled(Text::parse(
+                            "title",
+                            &format!("Seeded car {n}"),
+                            200,
+                        )?)
+                    };
+                    let price = |amount| Money::price("price", amount, Currency::USD);
+                    let create = ListingCommand::CreateListing {
+                        details,
+                        price: Some(price(1_000_000 + n as i64)?),
+                        photos: Photos::default(),
+                        status: ListingStatus::Available,
+                    };
+                    bus.execute(&id, Command::new(context(), create))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let change = ListingCommand::ChangeListingPrice {
+                        price: price(900_000 + n as i64)?,
+                    };
+                    bus.execute(&id, Command::new(context(), change))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await??;
+    }
+    println!(
+        "{}",
+        json!({ "listings": listings, "events": listings * 2, "seconds": started.elapsed().as_secs_f64() })
+    );
+    db.close().await;
+    Ok(())
+}
