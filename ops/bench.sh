@@ -59,7 +59,7 @@ start_server() {
   local url=$1 port=$2
   mkdir -p "$WORK/data"
   CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url CARTIE_BIND=127.0.0.1:$port \
-    CARTIE_DATABASE_MAX_CONNECTIONS=32 RUST_LOG=warn "$CARTIE" serve &
+    RUST_LOG=warn "$CARTIE" serve &
   SERVER_PID=$!
   for _ in $(seq 1 100); do
     curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1 && return 0

@@ -32,18 +32,22 @@ pub struct App {
     pub keys: TokenKeys,
     shutdown: watch::Sender<bool>,
     runners: Vec<JoinHandle<()>>,
-    listener: Option<JoinHandle<()>>,
+    /// Tasks that loop until aborted (PostgreSQL notification listener and publisher).
+    background: Vec<JoinHandle<()>>,
 }
 
 impl App {
     /// Starts the projection runners on a migrated database.
     pub fn start(db: Database, keys: TokenKeys) -> Self {
+        // Install the metrics recorder before anything records.
+        crate::telemetry::metrics();
         let notifier = LogNotifier::new();
         let (shutdown, stopped) = watch::channel(false);
-        let listener = match &db {
-            Database::Postgres(pool) => Some(notifier.listen_postgres(pool.clone())),
-            Database::Sqlite(_) => None,
-        };
+        let mut background = Vec::new();
+        if let Database::Postgres(pool) = &db {
+            background.push(notifier.listen_postgres(pool.clone()));
+            background.push(notifier.publish_postgres(pool.clone()));
+        }
         let mut runners = Vec::new();
         let mut projections = Vec::new();
         for projector in projectors() {
@@ -67,7 +71,7 @@ impl App {
             keys,
             shutdown,
             runners,
-            listener,
+            background,
         }
     }
 
@@ -78,8 +82,8 @@ impl App {
     /// Stops the runners after their current batch.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        if let Some(listener) = self.listener {
-            listener.abort();
+        for task in self.background {
+            task.abort();
         }
         for mut runner in self.runners {
             if tokio::time::timeout(std::time::Duration::from_secs(10), &mut runner)

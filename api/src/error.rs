@@ -29,6 +29,9 @@ pub enum ApiError {
     NotFound(&'static str),
     Conflict(String),
     Unauthenticated(String),
+    /// The change was recorded but the read model has not shown it within the wait: not a
+    /// fault to hide, the client should read again shortly.
+    CatchingUp(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -108,6 +111,12 @@ impl From<ApiError> for async_graphql::Error {
                 .extend_with(|_, e| e.set("code", codes::CONFLICT)),
             ApiError::Unauthenticated(message) => async_graphql::Error::new(message)
                 .extend_with(|_, e| e.set("code", codes::UNAUTHENTICATED)),
+            ApiError::CatchingUp(message) => {
+                async_graphql::Error::new(message).extend_with(|_, e| {
+                    e.set("code", codes::INTERNAL);
+                    e.set("retryable", true);
+                })
+            }
             ApiError::Internal(source) => {
                 let reference = uuid::Uuid::now_v7();
                 tracing::error!(%reference, error = %source, details = ?source, "internal error");

@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Runs the API, the projections and the reactors in one process.
+    /// Runs the API and the projections in one process.
     Serve(ServeSettings),
     /// Applies database migrations and exits.
     Migrate,

@@ -202,15 +202,19 @@ pub async fn rebuild(
     projector.reset(&mut tx).await?;
     let mut position = LogPosition::START;
     let mut applied = 0u64;
-    loop {
-        let events = log.read_after(position, batch_size).await?;
-        let Some(last) = events.last().map(|e| e.position) else {
-            break;
-        };
-        projector.apply(&mut tx, &events).await?;
+    let mut events = log.read_after(position, batch_size).await?;
+    while let Some(last) = events.last().map(|e| e.position) {
+        // Read the next batch (on a pool connection) while this one is applied (on the
+        // transaction's): the two overlap instead of taking turns.
+        let (applying, next) = tokio::join!(
+            projector.apply(&mut tx, &events),
+            log.read_after(last, batch_size)
+        );
+        applying?;
         position = last;
         applied += events.len() as u64;
         on_progress(applied);
+        events = next?;
     }
     checkpoint::save(&mut tx, name, position).await?;
     tx.commit().await?;

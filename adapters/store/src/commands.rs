@@ -205,7 +205,7 @@ where
                 }
             }
         }
-        self.notifier.notify();
+        self.notifier.appended();
         self.log
             .latest_position_of(A::TYPE, aggregate_id)
             .await

@@ -5,8 +5,9 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgListener;
-use sqlx::PgPool;
+use sqlx::{PgPool, Postgres};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -194,12 +195,19 @@ impl EventLog {
     }
 }
 
-/// Wakes readers when events were appended. Commands of this process signal it directly;
-/// on PostgreSQL [`LogNotifier::listen_postgres`] also relays `NOTIFY cartie_events`, so
-/// appends by other processes wake us too. Readers still poll as a fallback.
+/// Wakes readers when events were appended.
+///
+/// Commands of this process call [`LogNotifier::appended`], which wakes this process's
+/// readers at once. On PostgreSQL, [`LogNotifier::publish_postgres`] passes the news on to
+/// other processes with `NOTIFY cartie_events` (after commit, coalesced: at most one in
+/// flight), and [`LogNotifier::listen_postgres`] turns their notifications into wake-ups
+/// here. Readers still poll as a fallback, so a lost notification only delays them.
 #[derive(Debug, Clone)]
 pub struct LogNotifier {
-    sender: Arc<watch::Sender<u64>>,
+    /// Appends made by this process: what the publisher tells other processes.
+    appended: Arc<watch::Sender<u64>>,
+    /// Anything readers should look at: local appends and notifications from elsewhere.
+    wake: Arc<watch::Sender<u64>>,
 }
 
 impl Default for LogNotifier {
@@ -208,21 +216,56 @@ impl Default for LogNotifier {
     }
 }
 
+fn bump(sender: &watch::Sender<u64>) {
+    sender.send_modify(|n| *n = n.wrapping_add(1));
+}
+
 impl LogNotifier {
     pub const CHANNEL: &'static str = "cartie_events";
+    /// Shortest time between two notifications a process sends: bounds their cost under
+    /// load and adds at most this much to another process's wake-up.
+    pub const PUBLISH_INTERVAL: Duration = Duration::from_millis(10);
 
     pub fn new() -> Self {
         Self {
-            sender: Arc::new(watch::channel(0).0),
+            appended: Arc::new(watch::channel(0).0),
+            wake: Arc::new(watch::channel(0).0),
         }
     }
 
-    pub fn notify(&self) {
-        self.sender.send_modify(|n| *n = n.wrapping_add(1));
+    /// This process appended events.
+    pub fn appended(&self) {
+        bump(&self.appended);
+        bump(&self.wake);
     }
 
+    /// Readers should look at the log again (e.g. another process appended).
+    pub fn wake(&self) {
+        bump(&self.wake);
+    }
+
+    /// What readers wait on.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.sender.subscribe()
+        self.wake.subscribe()
+    }
+
+    /// Tells other processes about this process's appends until the task is aborted:
+    /// at most one notification every [`Self::PUBLISH_INTERVAL`], appends made meanwhile
+    /// being covered by the next one.
+    pub fn publish_postgres(&self, pool: PgPool) -> tokio::task::JoinHandle<()> {
+        let mut appended = self.appended.subscribe();
+        tokio::spawn(async move {
+            let mut connection = None;
+            while appended.changed().await.is_ok() {
+                appended.mark_unchanged();
+                if let Err(error) = notify_postgres(&pool, &mut connection).await {
+                    tracing::warn!(%error, "cannot NOTIFY other processes of new events");
+                    connection = None;
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                tokio::time::sleep(Self::PUBLISH_INTERVAL).await;
+            }
+        })
     }
 
     /// Relays PostgreSQL notifications until the returned task is aborted, reconnecting
@@ -237,10 +280,10 @@ impl LogNotifier {
                             tracing::warn!(%error, "cannot LISTEN for new events");
                         } else {
                             // A reconnect may have missed notifications: wake readers once.
-                            notifier.notify();
+                            notifier.wake();
                             loop {
                                 match listener.recv().await {
-                                    Ok(_) => notifier.notify(),
+                                    Ok(_) => notifier.wake(),
                                     Err(error) => {
                                         tracing::warn!(%error, "lost the event notification connection");
                                         break;
@@ -255,4 +298,27 @@ impl LogNotifier {
             }
         })
     }
+}
+
+/// Sends one notification on the publisher's own connection, on which commits do not wait
+/// for a WAL flush: a wake-up need not be durable.
+async fn notify_postgres(
+    pool: &PgPool,
+    connection: &mut Option<PoolConnection<Postgres>>,
+) -> Result<(), sqlx::Error> {
+    let conn = match connection {
+        Some(conn) => conn,
+        None => {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SET synchronous_commit TO OFF")
+                .execute(&mut *conn)
+                .await?;
+            connection.insert(conn)
+        }
+    };
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(LogNotifier::CHANNEL)
+        .execute(&mut **conn)
+        .await?;
+    Ok(())
 }

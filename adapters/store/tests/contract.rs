@@ -388,3 +388,36 @@ async fn the_postgres_reader_never_skips_an_event_whose_transaction_commits_late
     assert_eq!(ids, ["slow", "fast"], "both events, in transaction order");
     assert!(after_commit[0].position.global_position < after_commit[1].position.global_position);
 }
+
+/// An append in one process wakes the readers of another through LISTEN/NOTIFY.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_in_one_process_wakes_readers_in_another_on_postgres() {
+    let test = TestDatabase::postgres().await;
+    let Database::Postgres(pool) = &test.db else {
+        unreachable!()
+    };
+    let (writer, reader) = (LogNotifier::new(), LogNotifier::new());
+    let publisher = writer.publish_postgres(pool.clone());
+    let listener = reader.listen_postgres(pool.clone());
+    let mut woken = reader.subscribe();
+    // The listener wakes once when it connects; wait for that, then for the real one.
+    tokio::time::timeout(std::time::Duration::from_secs(10), woken.changed())
+        .await
+        .expect("the listener connects")
+        .unwrap();
+    woken.mark_unchanged();
+
+    let bus = CommandBus::<Listing>::new(&test.db, writer.clone(), ());
+    bus.execute(
+        &ListingId::generate().to_string(),
+        create(WorkspaceId(Uuid::now_v7()), "Opel Astra"),
+    )
+    .await
+    .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(5), woken.changed())
+        .await
+        .expect("the other process is woken within seconds")
+        .unwrap();
+    publisher.abort();
+    listener.abort();
+}

@@ -635,11 +635,16 @@ impl InventoryMutation {
         input: CreateListingInput,
     ) -> async_graphql::Result<ListingNode> {
         let workspace = caller(ctx)?.principal.workspace_id;
-        let id = match input.idempotency_key.as_deref().map(str::trim) {
+        let key = input
+            .idempotency_key
+            .as_deref()
+            .map(str::trim)
+            .map(str::to_string);
+        let id = match key.as_deref() {
             Some("") => {
                 return Err(ApiError::validation("idempotencyKey", "must not be empty").into())
             }
-            Some(key) if key.len() > 200 => {
+            Some(key) if key.chars().count() > 200 => {
                 return Err(ApiError::validation(
                     "idempotencyKey",
                     "must be at most 200 characters",
@@ -649,7 +654,6 @@ impl InventoryMutation {
             Some(key) => ListingId::for_idempotency_key(workspace, key),
             None => ListingId::generate(),
         };
-        let key = input.idempotency_key.clone();
         let body = input.parse().map_err(ApiError::from)?;
         Ok(execute(ctx, id.0, None, key, body).await?)
     }
@@ -766,8 +770,8 @@ async fn execute(
     match queries::get(&services.db, workspace, listing_id).await? {
         Some(row) => ListingNode::try_from(row),
         None if position.is_none() => Err(ApiError::NotFound("listing")),
-        None => Err(ApiError::internal(
-            "the change was recorded but the inventory has not caught up yet; read the listing again shortly",
+        None => Err(ApiError::CatchingUp(
+            "the change was recorded but the inventory has not caught up yet; read the listing again shortly".into(),
         )),
     }
 }

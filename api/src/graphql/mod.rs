@@ -19,8 +19,9 @@ pub use inventory::{InventoryMutation, InventoryQuery};
 
 /// Deepest query accepted; deeper ones are refused before execution.
 pub const MAX_DEPTH: usize = 12;
-/// Most complex query accepted (each field costs 1, lists multiply by `first`).
-pub const MAX_COMPLEXITY: usize = 2_000;
+/// Most complex query accepted (each field costs 1, lists multiply by `first`): a full
+/// page of 100 listings with every field fits, thirty such pages in one query do not.
+pub const MAX_COMPLEXITY: usize = 5_000;
 
 #[derive(MergedObject, Default)]
 pub struct QueryRoot(InventoryQuery);

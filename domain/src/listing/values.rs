@@ -52,7 +52,7 @@ pub enum Photo {
 impl Photo {
     pub fn url(field: &str, value: &str) -> Result<Self, FieldError> {
         let value = value.trim();
-        if value.len() > 2048 {
+        if value.chars().count() > 2048 {
             return Err(FieldError::new(field, "must be at most 2048 characters"));
         }
         let parsed = url::Url::parse(value)
