@@ -1,3 +1,4 @@
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 
@@ -11,6 +12,7 @@ use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
+use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use crate::db::Database;
@@ -32,16 +34,139 @@ pub enum CommandError<E: StdError> {
     Infrastructure(Box<dyn StdError + Send + Sync>),
 }
 
-/// Adds a unique, time-ordered `event_id` to each event's metadata. cqrs-es gives all
-/// events of one command the same metadata; the id must be per event.
-struct StampEventIds<R>(R);
+tokio::task_local! {
+    /// Where the current command's append landed in the log, set by [`LogRepository`] and
+    /// read by [`CommandBus::execute`] (cqrs-es awaits `persist` inline, in the same task).
+    static APPENDED_AT: Cell<Option<LogPosition>>;
+}
 
-impl<R: PersistedEventRepository> PersistedEventRepository for StampEventIds<R> {
+/// The event repository the command bus uses: sqlite-es or postgres-es for reading
+/// aggregates and for snapshots, and our own append for plain events.
+///
+/// The append stamps a unique, time-ordered `event_id` into each event's metadata (cqrs-es
+/// gives all events of one command the same metadata) and writes all of a command's events
+/// in one statement that returns their log position: one round trip instead of BEGIN,
+/// INSERT and COMMIT followed by a query for the position (ADR 0008).
+struct LogRepository<R> {
+    inner: R,
+    db: Database,
+}
+
+fn stamp_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
+    events
+        .iter()
+        .cloned()
+        .map(|mut event| {
+            if let Value::Object(metadata) = &mut event.metadata {
+                metadata.insert(
+                    metadata_keys::EVENT_ID.to_string(),
+                    Value::String(Uuid::now_v7().to_string()),
+                );
+            }
+            event
+        })
+        .collect()
+}
+
+/// The rule of sqlite-es and postgres-es: a primary-key violation (SQLite extended code
+/// 1555, PostgreSQL 23505) means another command appended at the same sequence first.
+fn persistence_error(error: sqlx::Error) -> PersistenceError {
+    match &error {
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("1555" | "23505")) => {
+            PersistenceError::OptimisticLockError
+        }
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
+            PersistenceError::ConnectionError(Box::new(error))
+        }
+        _ => PersistenceError::UnknownError(Box::new(error)),
+    }
+}
+
+/// Appends events of one aggregate (already serialised, with their sequences) in one
+/// statement; answers the log position of the last one. A sequence that is taken already
+/// is an optimistic-lock conflict.
+pub async fn append(
+    db: &Database,
+    aggregate_type: &str,
+    events: &[SerializedEvent],
+) -> Result<Option<LogPosition>, PersistenceError> {
+    append_rows(db, aggregate_type, events)
+        .await
+        .map_err(persistence_error)
+}
+
+async fn append_rows(
+    db: &Database,
+    aggregate_type: &str,
+    events: &[SerializedEvent],
+) -> Result<Option<LogPosition>, sqlx::Error> {
+    // cqrs-es persists even when a decision produced no event.
+    if events.is_empty() {
+        return Ok(None);
+    }
+    const COLUMNS: &str =
+        "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+    match db {
+        Database::Postgres(pool) => {
+            let mut query =
+                QueryBuilder::<Postgres>::new(format!("INSERT INTO events ({COLUMNS}) "));
+            query.push_values(events, |mut row, event| {
+                row.push_bind(aggregate_type)
+                    .push_bind(&event.aggregate_id)
+                    .push_bind(event.sequence as i64)
+                    .push_bind(&event.event_type)
+                    .push_bind(&event.event_version)
+                    .push_bind(&event.payload)
+                    .push_bind(&event.metadata);
+            });
+            query.push(" RETURNING transaction_id::text::bigint, global_position");
+            let positions: Vec<(i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+            Ok(positions
+                .into_iter()
+                .max()
+                .map(|(xid, pos)| LogPosition::new(xid, pos)))
+        }
+        Database::Sqlite(sqlite) => {
+            // One writer: the position is the next after the largest, taken in the same
+            // statement. Several events go in one transaction, one statement each, so each
+            // subquery sees the row before it.
+            let sql = format!(
+                "INSERT INTO events ({COLUMNS}, global_position) VALUES ($1, $2, $3, $4, $5, $6, $7, \
+                 (SELECT COALESCE(MAX(global_position), 0) + 1 FROM events)) RETURNING global_position"
+            );
+            let insert = |event: &SerializedEvent| {
+                sqlx::query_scalar::<_, i64>(&sql)
+                    .bind(aggregate_type)
+                    .bind(event.aggregate_id.clone())
+                    .bind(event.sequence as i64)
+                    .bind(event.event_type.clone())
+                    .bind(event.event_version.clone())
+                    .bind(event.payload.clone())
+                    .bind(event.metadata.clone())
+            };
+            let last = match events {
+                [event] => Some(insert(event).fetch_one(&sqlite.write).await?),
+                _ => {
+                    let mut tx = sqlite.write.begin_with("BEGIN IMMEDIATE").await?;
+                    let mut last = None;
+                    for event in events {
+                        last = Some(insert(event).fetch_one(&mut *tx).await?);
+                    }
+                    tx.commit().await?;
+                    last
+                }
+            };
+            Ok(last.map(|pos| LogPosition::new(0, pos)))
+        }
+    }
+}
+
+impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> {
     async fn get_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.0.get_events::<A>(aggregate_id).await
+        self.inner.get_events::<A>(aggregate_id).await
     }
 
     async fn get_last_events<A: Aggregate>(
@@ -49,7 +174,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for StampEventIds<R> 
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        self.0
+        self.inner
             .get_last_events::<A>(aggregate_id, last_sequence)
             .await
     }
@@ -58,7 +183,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for StampEventIds<R> 
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        self.0.get_snapshot::<A>(aggregate_id).await
+        self.inner.get_snapshot::<A>(aggregate_id).await
     }
 
     async fn persist<A: Aggregate>(
@@ -66,35 +191,45 @@ impl<R: PersistedEventRepository> PersistedEventRepository for StampEventIds<R> 
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let stamped: Vec<SerializedEvent> = events
-            .iter()
-            .cloned()
-            .map(|mut event| {
-                if let Value::Object(metadata) = &mut event.metadata {
-                    metadata.insert(
-                        metadata_keys::EVENT_ID.to_string(),
-                        Value::String(Uuid::now_v7().to_string()),
-                    );
-                }
-                event
-            })
-            .collect();
-        self.0.persist::<A>(&stamped, snapshot_update).await
+        let stamped = stamp_event_ids(events);
+        if snapshot_update.is_some() {
+            // Events and snapshot in the library's one transaction; the bus looks the
+            // position up afterwards.
+            return self.inner.persist::<A>(&stamped, snapshot_update).await;
+        }
+        let position = append(&self.db, A::TYPE, &stamped).await?;
+        let _ = APPENDED_AT.try_with(|cell| cell.set(position));
+        Ok(())
     }
 
     async fn stream_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<ReplayStream, PersistenceError> {
-        self.0.stream_events::<A>(aggregate_id).await
+        self.inner.stream_events::<A>(aggregate_id).await
     }
 
     async fn stream_all_events<A: Aggregate>(&self) -> Result<ReplayStream, PersistenceError> {
-        self.0.stream_all_events::<A>().await
+        self.inner.stream_all_events::<A>().await
     }
 }
 
-type Framework<A, R> = CqrsFramework<A, PersistedEventStore<StampEventIds<R>, A>>;
+type Framework<A, R> = CqrsFramework<A, PersistedEventStore<LogRepository<R>, A>>;
+
+fn store<R: PersistedEventRepository, A: Aggregate>(
+    db: &Database,
+    inner: R,
+    snapshot_every: Option<usize>,
+) -> PersistedEventStore<LogRepository<R>, A> {
+    let repo = LogRepository {
+        inner,
+        db: db.clone(),
+    };
+    match snapshot_every {
+        Some(size) => PersistedEventStore::new_snapshot_store(repo, size),
+        None => PersistedEventStore::new_event_store(repo),
+    }
+}
 
 enum Frameworks<A: Aggregate> {
     Sqlite(Framework<A, SqliteEventRepository>),
@@ -142,18 +277,10 @@ where
         services: A::Services,
         snapshot_every: Option<usize>,
     ) -> Self {
-        fn store<R: PersistedEventRepository, A: Aggregate>(
-            repo: R,
-            snapshot_every: Option<usize>,
-        ) -> PersistedEventStore<StampEventIds<R>, A> {
-            match snapshot_every {
-                Some(size) => PersistedEventStore::new_snapshot_store(StampEventIds(repo), size),
-                None => PersistedEventStore::new_event_store(StampEventIds(repo)),
-            }
-        }
         let framework = match db {
             Database::Sqlite(sqlite) => Frameworks::Sqlite(CqrsFramework::new(
                 store(
+                    db,
                     SqliteEventRepository::new(sqlite.write.clone()),
                     snapshot_every,
                 ),
@@ -161,7 +288,11 @@ where
                 services,
             )),
             Database::Postgres(pool) => Frameworks::Postgres(CqrsFramework::new(
-                store(PostgresEventRepository::new(pool.clone()), snapshot_every),
+                store(
+                    db,
+                    PostgresEventRepository::new(pool.clone()),
+                    snapshot_every,
+                ),
                 vec![],
                 services,
             )),
@@ -184,12 +315,15 @@ where
         let metadata = command.context.metadata();
         let may_retry = command.expected_version.is_none();
         let mut attempt = 0;
-        loop {
-            let result = self
-                .execute_once(aggregate_id, command.clone(), metadata.clone())
+        let appended_at = loop {
+            let attempt_once = self.execute_once(aggregate_id, command.clone(), metadata.clone());
+            let (result, appended_at) = APPENDED_AT
+                .scope(Cell::new(None), async {
+                    (attempt_once.await, APPENDED_AT.with(Cell::get))
+                })
                 .await;
             match result {
-                Ok(()) => break,
+                Ok(()) => break appended_at,
                 Err(AggregateError::AggregateConflict)
                     if may_retry && attempt < Self::CONFLICT_RETRIES =>
                 {
@@ -204,8 +338,13 @@ where
                     return Err(CommandError::Infrastructure(error))
                 }
             }
-        }
+        };
         self.notifier.appended();
+        if let Some(position) = appended_at {
+            return Ok(Some(position));
+        }
+        // Nothing appended (the decision changed nothing) or appended with a snapshot:
+        // where the aggregate's newest event stands.
         self.log
             .latest_position_of(A::TYPE, aggregate_id)
             .await

@@ -8,7 +8,7 @@ mod log;
 mod position;
 pub mod testing;
 
-pub use commands::{CommandBus, CommandError};
+pub use commands::{append, CommandBus, CommandError};
 pub use db::{Backend, Database, DatabaseError, SqliteDb, Tx};
 pub use log::{EventLog, LogNotifier, StoredEvent};
 pub use position::LogPosition;

@@ -421,3 +421,67 @@ async fn an_append_in_one_process_wakes_readers_in_another_on_postgres() {
     publisher.abort();
     listener.abort();
 }
+
+on_both_backends!(the_append_returns_positions_and_refuses_a_taken_sequence);
+
+fn serialized(aggregate_id: &str, sequence: usize) -> SerializedEvent {
+    SerializedEvent::new(
+        aggregate_id.into(),
+        sequence,
+        "Test".into(),
+        "Happened".into(),
+        "1".into(),
+        json!({ "n": sequence }),
+        json!({}),
+    )
+}
+
+async fn the_append_returns_positions_and_refuses_a_taken_sequence(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let first = cartie_store::append(&test.db, "Test", &[serialized("a", 1)])
+        .await
+        .unwrap()
+        .expect("a position");
+    // Several events of one command land together, in order, after the first.
+    let last = cartie_store::append(
+        &test.db,
+        "Test",
+        &[serialized("b", 1), serialized("b", 2), serialized("b", 3)],
+    )
+    .await
+    .unwrap()
+    .expect("a position");
+    let events = read_all(&test.db, 4).await;
+    let order: Vec<(&str, i64)> = events
+        .iter()
+        .map(|e| (e.aggregate_id.as_str(), e.sequence))
+        .collect();
+    assert_eq!(order, [("a", 1), ("b", 1), ("b", 2), ("b", 3)]);
+    assert_eq!(events[0].position, first);
+    assert_eq!(events[3].position, last);
+
+    let taken =
+        cartie_store::append(&test.db, "Test", &[serialized("b", 3), serialized("b", 4)]).await;
+    assert!(
+        matches!(taken, Err(PersistenceError::OptimisticLockError)),
+        "{taken:?}"
+    );
+    assert_eq!(
+        EventLog::new(test.db.clone()).event_count().await.unwrap(),
+        4,
+        "a refused append writes none of its events"
+    );
+}
+
+#[tokio::test]
+async fn an_empty_append_writes_nothing() {
+    let test = TestDatabase::sqlite().await;
+    assert_eq!(
+        cartie_store::append(&test.db, "Test", &[]).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        EventLog::new(test.db.clone()).event_count().await.unwrap(),
+        0
+    );
+}
