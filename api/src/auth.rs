@@ -13,6 +13,16 @@ use uuid::Uuid;
 use cartie_domain::{Actor, UserId, WorkspaceId};
 
 const ISSUER: &str = "cartie";
+/// Shortest signing secret accepted (HS256 wants at least 256 bits).
+pub const MIN_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the token signing secret from {origin} is {length} bytes; at least {MIN_SECRET_BYTES} are needed")]
+    TooShort { origin: String, length: usize },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
 const SECRET_FILE: &str = "jwt_secret";
 
 /// A member's role in a workspace. Roles gate only administration; every member uses
@@ -93,13 +103,14 @@ impl TokenKeys {
     }
 
     /// The configured secret, or the one kept in the data directory (created on first use,
-    /// readable only by its owner).
+    /// readable only by its owner). An empty setting counts as unset; a secret shorter than
+    /// [`MIN_SECRET_BYTES`] is refused, since anyone could then forge tokens.
     pub fn load_or_generate(
         configured: Option<&SecretString>,
         data_dir: &Path,
-    ) -> std::io::Result<Self> {
-        if let Some(secret) = configured {
-            return Ok(Self::new(secret));
+    ) -> Result<Self, KeyError> {
+        if let Some(secret) = configured.filter(|s| !s.expose_secret().is_empty()) {
+            return Self::checked(secret, "CARTIE_JWT_SECRET");
         }
         let path = data_dir.join(SECRET_FILE);
         let secret = match std::fs::read_to_string(&path) {
@@ -113,9 +124,20 @@ impl TokenKeys {
                 tracing::info!(path = %path.display(), "generated a token signing key");
                 secret
             }
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         };
-        Ok(Self::new(&SecretString::from(secret)))
+        Self::checked(&SecretString::from(secret), &path.display().to_string())
+    }
+
+    fn checked(secret: &SecretString, origin: &str) -> Result<Self, KeyError> {
+        let length = secret.expose_secret().len();
+        if length < MIN_SECRET_BYTES {
+            return Err(KeyError::TooShort {
+                origin: origin.to_string(),
+                length,
+            });
+        }
+        Ok(Self::new(secret))
     }
 
     pub fn issue(
@@ -165,21 +187,22 @@ impl TokenKeys {
     }
 }
 
-#[cfg(unix)]
+/// Writes the file whole or not at all (a temporary file renamed into place), readable only
+/// by its owner, so a crash never leaves an empty key behind.
 fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(contents.as_bytes())
-}
-
-#[cfg(not(unix))]
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    std::fs::write(path, contents)
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    file.write_all(contents.as_bytes())?;
+    file.as_file().sync_all()?;
+    file.persist_noclobber(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -187,7 +210,27 @@ mod tests {
     use super::*;
 
     fn keys(secret: &str) -> TokenKeys {
-        TokenKeys::new(&SecretString::from(secret.to_string()))
+        TokenKeys::new(&SecretString::from(secret.repeat(32)))
+    }
+
+    #[test]
+    fn an_empty_or_short_secret_is_refused_and_an_empty_setting_counts_as_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let short = SecretString::from("too-short".to_string());
+        assert!(matches!(
+            TokenKeys::load_or_generate(Some(&short), dir.path()),
+            Err(KeyError::TooShort { length: 9, .. })
+        ));
+        // An empty CARTIE_JWT_SECRET= falls back to the generated key.
+        let empty = SecretString::from(String::new());
+        assert!(TokenKeys::load_or_generate(Some(&empty), dir.path()).is_ok());
+        // A key file left empty is refused rather than used.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::write(other.path().join(SECRET_FILE), "  \n").unwrap();
+        assert!(matches!(
+            TokenKeys::load_or_generate(None, other.path()),
+            Err(KeyError::TooShort { length: 0, .. })
+        ));
     }
 
     #[test]

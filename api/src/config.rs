@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -20,13 +20,13 @@ pub struct Settings {
         global = true,
         hide_env_values = true
     )]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretString>,
 
-    /// Connections in the database pool.
+    /// Connections in the database pool (a few per core serve PostgreSQL best).
     #[arg(
         long,
         env = "CARTIE_DATABASE_MAX_CONNECTIONS",
-        default_value_t = 16,
+        default_value_t = 10,
         global = true
     )]
     pub database_max_connections: u32,
@@ -41,10 +41,12 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The database URL (it may hold a password: never log it).
     pub fn database_url(&self) -> String {
-        self.database_url
-            .clone()
-            .unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("cartie.db").display()))
+        match &self.database_url {
+            Some(url) if !url.expose_secret().is_empty() => url.expose_secret().to_string(),
+            _ => format!("sqlite:{}", self.data_dir.join("cartie.db").display()),
+        }
     }
 
     /// Creates the data directory when the embedded database or generated keys need it.

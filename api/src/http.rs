@@ -21,6 +21,9 @@ use crate::error::codes;
 use crate::graphql::{self, CartieSchema, RequestContext};
 use crate::telemetry;
 
+/// `/health/deep` counts a projection's lag up to this many events ("at least" beyond).
+const MAX_LAG_COUNTED: i64 = 100_000;
+
 /// Largest request body accepted; larger ones get 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
@@ -128,7 +131,7 @@ async fn deep_health(State(state): State<HttpState>) -> Response {
     let mut projections = Vec::new();
     for progress in &services.projections {
         let position = progress.position();
-        let lag = log.count_after(position).await;
+        let lag = log.count_after(position, MAX_LAG_COUNTED).await;
         projections.push(json!({
             "name": progress.name(),
             "position": position.global_position,

@@ -122,13 +122,15 @@ impl ProjectionRunner {
         let mut backoff = Duration::from_millis(100);
         tracing::info!(projection = name, "projection runner started");
         while !*shutdown.borrow() {
+            // Taken before reading the log: an append made while the step runs leaves the
+            // signal set, so the runner looks again at once instead of sleeping past it.
+            wake.mark_unchanged();
             match self.step(&mut checkpoint).await {
                 Ok(applied) => {
                     backoff = Duration::from_millis(100);
                     if applied > 0 {
                         continue;
                     }
-                    wake.mark_unchanged();
                     tokio::select! {
                         _ = wake.changed() => {}
                         _ = tokio::time::sleep(self.poll_interval) => {}
@@ -153,28 +155,34 @@ impl ProjectionRunner {
     #[tracing::instrument(skip_all, fields(projection = self.projector.name()))]
     pub async fn step(&self, cached: &mut Option<LogPosition>) -> Result<usize, ProjectionError> {
         let name = self.projector.name();
-        let from = match *cached {
-            Some(position) => position,
-            None => {
-                checkpoint::ensure(&self.db, name).await?;
-                let position = checkpoint::load(&self.db, name).await?;
-                self.progress.send_replace(position);
-                *cached = Some(position);
-                position
-            }
-        };
-        let events = self.log.read_after(from, self.batch_size).await?;
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(0);
-        };
-        let mut tx = self.db.begin_write().await?;
-        let locked = checkpoint::lock(&mut tx, name).await?;
-        if locked != from {
-            // Someone else (another process, a rebuild) moved the checkpoint: start over from it.
-            tx.rollback().await?;
-            *cached = None;
-            return Ok(0);
+        if cached.is_none() {
+            checkpoint::ensure(&self.db, name).await?;
         }
+        let (mut tx, events, last) = loop {
+            let from = match *cached {
+                Some(position) => position,
+                None => {
+                    let position = checkpoint::load(&self.db, name).await?;
+                    self.progress.send_replace(position);
+                    *cached = Some(position);
+                    position
+                }
+            };
+            let events = self.log.read_after(from, self.batch_size).await?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                return Ok(0);
+            };
+            let mut tx = self.db.begin_write().await?;
+            let locked = checkpoint::lock(&mut tx, name).await?;
+            if locked == from {
+                break (tx, events, last);
+            }
+            // Someone else (another process, a rebuild) moved the checkpoint: go on from
+            // there at once.
+            tx.rollback().await?;
+            self.progress.send_replace(locked);
+            *cached = Some(locked);
+        };
         self.projector.apply(&mut tx, &events).await?;
         checkpoint::save(&mut tx, name, last).await?;
         tx.commit().await?;

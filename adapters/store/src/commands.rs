@@ -15,7 +15,7 @@ use sqlite_es::SqliteEventRepository;
 use sqlx::{Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use crate::db::Database;
+use crate::db::{Backend, Database};
 use crate::log::{EventLog, LogNotifier};
 use crate::position::LogPosition;
 
@@ -29,7 +29,8 @@ pub enum CommandError<E: StdError> {
     /// expected, or retries were exhausted.
     #[error("the aggregate was changed concurrently")]
     Conflict,
-    /// Storage failed; nothing was written.
+    /// Storage failed. Usually nothing was written, but a connection lost after the
+    /// database committed cannot tell: retry with an idempotency key, or read first.
     #[error("event store failure: {0}")]
     Infrastructure(Box<dyn StdError + Send + Sync>),
 }
@@ -68,13 +69,21 @@ fn stamp_event_ids(events: &[SerializedEvent]) -> Vec<SerializedEvent> {
         .collect()
 }
 
-/// The rule of sqlite-es and postgres-es: a primary-key violation (SQLite extended code
-/// 1555, PostgreSQL 23505) means another command appended at the same sequence first.
-fn persistence_error(error: sqlx::Error) -> PersistenceError {
-    match &error {
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("1555" | "23505")) => {
-            PersistenceError::OptimisticLockError
+/// A violation of the events' primary key `(aggregate_type, aggregate_id, sequence)` means
+/// another command appended at the same sequence first (SQLite reports it as extended code
+/// 1555, PostgreSQL as 23505 on `events_pkey`). Any other failure is not a conflict.
+fn persistence_error(backend: Backend, error: sqlx::Error) -> PersistenceError {
+    let conflict = match (&error, backend) {
+        (sqlx::Error::Database(db), Backend::Sqlite) => db.code().as_deref() == Some("1555"),
+        (sqlx::Error::Database(db), Backend::Postgres) => {
+            db.code().as_deref() == Some("23505") && db.constraint() == Some("events_pkey")
         }
+        _ => false,
+    };
+    if conflict {
+        return PersistenceError::OptimisticLockError;
+    }
+    match &error {
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut => {
             PersistenceError::ConnectionError(Box::new(error))
         }
@@ -92,7 +101,7 @@ pub async fn append(
 ) -> Result<Option<LogPosition>, PersistenceError> {
     append_rows(db, aggregate_type, events)
         .await
-        .map_err(persistence_error)
+        .map_err(|error| persistence_error(db.backend(), error))
 }
 
 async fn append_rows(

@@ -14,7 +14,8 @@ pub enum Backend {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
-    #[error("unsupported database URL {0:?}: expected sqlite:<path> or postgres://…")]
+    /// Names only the URL's scheme: the rest may hold a password.
+    #[error("unsupported database URL scheme {0:?}: expected sqlite:<path> or postgres://…")]
     UnsupportedUrl(String),
     #[error(transparent)]
     Sqlx(#[from] sqlx::Error),
@@ -129,7 +130,8 @@ impl Database {
                 .await?;
             Ok(Database::Postgres(pool))
         } else {
-            Err(DatabaseError::UnsupportedUrl(url.to_string()))
+            let scheme = url.split(':').next().unwrap_or_default().to_string();
+            Err(DatabaseError::UnsupportedUrl(scheme))
         }
     }
 

@@ -5,9 +5,8 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 
 use serde::de::DeserializeOwned;
-use sqlx::pool::PoolConnection;
-use sqlx::postgres::PgListener;
-use sqlx::{PgPool, Postgres};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -85,10 +84,6 @@ impl EventLog {
         Self { db }
     }
 
-    pub fn database(&self) -> &Database {
-        &self.db
-    }
-
     /// Up to `limit` events after `after`, in log order.
     pub async fn read_after(
         &self,
@@ -139,23 +134,28 @@ impl EventLog {
             .unwrap_or(LogPosition::START))
     }
 
-    /// How many readable events lie after `after`.
-    pub async fn count_after(&self, after: LogPosition) -> Result<i64, sqlx::Error> {
+    /// How many readable events lie after `after`, counting at most `limit` (so that
+    /// asking costs little however far behind a reader is).
+    pub async fn count_after(&self, after: LogPosition, limit: i64) -> Result<i64, sqlx::Error> {
         match &self.db {
             Database::Sqlite(sqlite) => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE global_position > $1")
-                    .bind(after.global_position)
-                    .fetch_one(&sqlite.read)
-                    .await
+                sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2)",
+                )
+                .bind(after.global_position)
+                .bind(limit)
+                .fetch_one(&sqlite.read)
+                .await
             }
             Database::Postgres(pool) => {
                 sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM events \
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM events \
                      WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())",
+                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) LIMIT $3) AS lag",
                 )
                 .bind(after.transaction_id.to_string())
                 .bind(after.global_position)
+                .bind(limit)
                 .fetch_one(pool)
                 .await
             }
@@ -274,7 +274,12 @@ impl LogNotifier {
         let notifier = self.clone();
         tokio::spawn(async move {
             loop {
-                match PgListener::connect_with(&pool).await {
+                // A one-connection pool of its own: the listener never takes a connection
+                // from the application's pool.
+                let own = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect_lazy_with((*pool.connect_options()).clone());
+                match PgListener::connect_with(&own).await {
                     Ok(mut listener) => {
                         if let Err(error) = listener.listen(Self::CHANNEL).await {
                             tracing::warn!(%error, "cannot LISTEN for new events");
@@ -301,24 +306,25 @@ impl LogNotifier {
 }
 
 /// Sends one notification on the publisher's own connection, on which commits do not wait
-/// for a WAL flush: a wake-up need not be durable.
+/// for a WAL flush (a wake-up need not be durable). The connection is opened apart from the
+/// pool and never returned to it: appends must never run with that setting.
 async fn notify_postgres(
     pool: &PgPool,
-    connection: &mut Option<PoolConnection<Postgres>>,
+    connection: &mut Option<PgConnection>,
 ) -> Result<(), sqlx::Error> {
     let conn = match connection {
         Some(conn) => conn,
         None => {
-            let mut conn = pool.acquire().await?;
+            let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
             sqlx::query("SET synchronous_commit TO OFF")
-                .execute(&mut *conn)
+                .execute(&mut conn)
                 .await?;
             connection.insert(conn)
         }
     };
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(LogNotifier::CHANNEL)
-        .execute(&mut **conn)
+        .execute(&mut *conn)
         .await?;
     Ok(())
 }

@@ -282,7 +282,12 @@ async fn the_log_is_read_in_one_global_order_across_aggregates(backend: Backend)
     }
     assert_eq!(resumed, all);
     assert_eq!(log.head().await.unwrap(), all.last().unwrap().position);
-    assert_eq!(log.count_after(all[4].position).await.unwrap(), 4);
+    assert_eq!(log.count_after(all[4].position, 100).await.unwrap(), 4);
+    assert_eq!(
+        log.count_after(all[4].position, 3).await.unwrap(),
+        3,
+        "counting stops at the limit"
+    );
 }
 
 async fn the_database_refuses_to_update_or_delete_events(backend: Backend) {

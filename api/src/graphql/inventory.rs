@@ -763,15 +763,22 @@ async fn execute(
             .wait_for(position, READ_YOUR_WRITES)
             .await
         {
-            tracing::warn!(%listing_id, %position, "inventory did not catch up in time; answering from the read model as it is");
+            // Answering from the read model now could show the listing as it was before
+            // the change, as if the change had not happened.
+            tracing::warn!(%listing_id, %position, "inventory did not catch up in time");
+            return Err(catching_up());
         }
     }
     let workspace = caller.principal.workspace_id.0;
     match queries::get(&services.db, workspace, listing_id).await? {
         Some(row) => ListingNode::try_from(row),
         None if position.is_none() => Err(ApiError::NotFound("listing")),
-        None => Err(ApiError::CatchingUp(
-            "the change was recorded but the inventory has not caught up yet; read the listing again shortly".into(),
-        )),
+        None => Err(catching_up()),
     }
+}
+
+fn catching_up() -> ApiError {
+    ApiError::CatchingUp(
+        "the change was recorded but the inventory has not caught up yet; read the listing again shortly".into(),
+    )
 }

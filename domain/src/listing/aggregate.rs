@@ -527,6 +527,23 @@ mod tests {
     }
 
     #[test]
+    fn photo_urls_must_be_http_and_carry_no_credentials() {
+        assert!(Photo::url("p", "https://cdn.example.com/a.jpg").is_ok());
+        for bad in [
+            "https://user:secret@cdn.example.com/a.jpg",
+            "https://user@cdn.example.com/a.jpg",
+            "ftp://cdn.example.com/a.jpg",
+            "not a url",
+        ] {
+            assert_eq!(
+                Photo::url("photos[0].url", bad).unwrap_err().field,
+                "photos[0].url",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn photos_cannot_repeat() {
         let a = Photo::url("photos[0]", "https://cdn.example.com/a.jpg").unwrap();
         let err = Photos::parse("photos", vec![a.clone(), a]).unwrap_err();

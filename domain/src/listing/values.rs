@@ -60,6 +60,13 @@ impl Photo {
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(FieldError::new(field, "must be an http or https URL"));
         }
+        // Events are kept forever and shown to every member: no credentials in them.
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            return Err(FieldError::new(
+                field,
+                "must not contain a user name or password",
+            ));
+        }
         Ok(Photo::Url(parsed.to_string()))
     }
 
