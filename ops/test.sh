@@ -86,7 +86,7 @@ as_root() {
   if is_root; then
     "$@"
   elif have sudo; then
-    sudo "$@"
+    sudo -n "$@"
   else
     return 1
   fi
