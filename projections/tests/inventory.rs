@@ -9,7 +9,7 @@ use cartie_domain::listing::{
 use cartie_domain::values::{Currency, Fuel, Gearbox, Mileage, Money, Text, Year};
 use cartie_domain::{Actor, Command, CommandContext, ListingId, UserId, WorkspaceId};
 use cartie_projections::inventory::queries::{self, Cursor, ListingFilter, ListingSort};
-use cartie_projections::inventory::{InventoryProjector, ListingRow, PriceRow};
+use cartie_projections::inventory::{InventoryProjector, ListingRow, PriceRow, LISTING_COLUMNS};
 use cartie_projections::{rebuild, ProjectionError, ProjectionRunner, Projector};
 use cartie_store::testing::TestDatabase;
 use cartie_store::{
@@ -640,12 +640,9 @@ async fn busy_history(f: &Fixture) {
 
 async fn dump(db: &Database) -> (Vec<ListingRow>, Vec<PriceRow>) {
     on_pool!(db, pool => {
-        let listings = sqlx::query_as(
-            "SELECT listing_id, workspace_id, version, status, title, description, brand, model, year, \
-             mileage_km, fuel, gearbox, engine_volume_cc, body, colour, vin, city, price_minor, \
-             price_currency, photos, brand_key, model_key, city_key, search_text, created_position, \
-             created_at, updated_at FROM inventory_listings ORDER BY listing_id",
-        )
+        let listings = sqlx::query_as(&format!(
+            "SELECT {LISTING_COLUMNS} FROM inventory_listings ORDER BY listing_id"
+        ))
         .fetch_all(pool)
         .await
         .unwrap();

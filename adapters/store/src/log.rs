@@ -63,6 +63,9 @@ const SQLITE_SELECT: &str = "SELECT 0 AS transaction_id, global_position, aggreg
 
 /// Columns are qualified in WHERE and ORDER BY: the output alias `transaction_id` (a bigint
 /// cast) would otherwise win in ORDER BY and force a sort instead of an index walk.
+/// Events below the snapshot horizon: their transactions, and every older one, are done.
+const BELOW_HORIZON: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
+
 const POSTGRES_SELECT: &str = "SELECT transaction_id::text::bigint AS transaction_id, \
      global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
      payload::text AS payload, metadata::text AS metadata, recorded_at FROM events";
@@ -104,7 +107,7 @@ impl EventLog {
                 sqlx::query_as(&format!(
                     "{POSTGRES_SELECT} \
                      WHERE (events.transaction_id, events.global_position) > ($1::text::xid8, $2) \
-                       AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+                       AND events.{BELOW_HORIZON} \
                      ORDER BY events.transaction_id, events.global_position LIMIT $3"
                 ))
                 .bind(after.transaction_id.to_string())
@@ -122,10 +125,11 @@ impl EventLog {
             Database::Sqlite(_) => {
                 "SELECT 0, COALESCE(MAX(global_position), 0) FROM events".to_string()
             }
-            Database::Postgres(_) => "SELECT transaction_id::text::bigint, global_position \
-                 FROM events WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY transaction_id DESC, global_position DESC LIMIT 1"
-                .to_string(),
+            Database::Postgres(_) => format!(
+                "SELECT transaction_id::text::bigint, global_position FROM events \
+                 WHERE events.{BELOW_HORIZON} \
+                 ORDER BY events.transaction_id DESC, events.global_position DESC LIMIT 1"
+            ),
         };
         let row: Option<(i64, i64)> =
             on_pool!(&self.db, pool => sqlx::query_as(&sql).fetch_optional(pool).await)?;
@@ -138,21 +142,19 @@ impl EventLog {
     /// asking costs little however far behind a reader is).
     pub async fn count_after(&self, after: LogPosition, limit: i64) -> Result<i64, sqlx::Error> {
         match &self.db {
-            Database::Sqlite(sqlite) => {
-                sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2)",
-                )
-                .bind(after.global_position)
-                .bind(limit)
-                .fetch_one(&sqlite.read)
-                .await
-            }
+            Database::Sqlite(sqlite) => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE global_position > $1 LIMIT $2)",
+            )
+            .bind(after.global_position)
+            .bind(limit)
+            .fetch_one(&sqlite.read)
+            .await,
             Database::Postgres(pool) => {
-                sqlx::query_scalar(
+                sqlx::query_scalar(&format!(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM events \
                      WHERE (transaction_id, global_position) > ($1::text::xid8, $2) \
-                       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) LIMIT $3) AS lag",
-                )
+                       AND {BELOW_HORIZON} LIMIT $3) AS lag"
+                ))
                 .bind(after.transaction_id.to_string())
                 .bind(after.global_position)
                 .bind(limit)

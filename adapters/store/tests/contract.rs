@@ -490,3 +490,48 @@ async fn an_empty_append_writes_nothing() {
         0
     );
 }
+
+on_both_backends!(commands_with_snapshots_keep_one_order_and_report_positions);
+
+/// With snapshots, some appends go through the library's own insert (without a position:
+/// on SQLite the trigger assigns it) and the others through ours; the log stays in one
+/// order and every command reports where its event stands.
+async fn commands_with_snapshots_keep_one_order_and_report_positions(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = CommandBus::<Listing>::with_snapshots(&test.db, LogNotifier::new(), (), 2);
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let id = ListingId::generate().to_string();
+    let mut reported = vec![bus
+        .execute(&id, create(workspace, "Mazda 6"))
+        .await
+        .unwrap()];
+    for amount in 1..=4 {
+        reported.push(
+            bus.execute(&id, change_price(workspace, amount * 100))
+                .await
+                .unwrap(),
+        );
+    }
+    // A bus without snapshots goes on from the same stream.
+    let plain = bus_for(&test.db);
+    reported.push(
+        plain
+            .execute(&id, change_price(workspace, 999))
+            .await
+            .unwrap(),
+    );
+
+    let events = read_all(&test.db, 6).await;
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=6).collect::<Vec<_>>());
+    let positions: Vec<_> = events.iter().map(|e| Some(e.position)).collect();
+    assert_eq!(
+        reported, positions,
+        "each command reported its own event's position"
+    );
+    assert!(events.windows(2).all(|w| w[0].position < w[1].position));
+}
+
+fn bus_for(db: &Database) -> CommandBus<Listing> {
+    CommandBus::new(db, LogNotifier::new(), ())
+}

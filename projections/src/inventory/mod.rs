@@ -11,6 +11,19 @@ use uuid::Uuid;
 
 pub use projector::InventoryProjector;
 
+/// The columns of `inventory_listings`, in the order of [`ListingRow`]'s fields.
+macro_rules! listing_columns {
+    () => {
+        "listing_id, workspace_id, version, status, title, description, \
+    brand, model, year, mileage_km, fuel, gearbox, engine_volume_cc, body, colour, vin, city, \
+    price_minor, price_currency, photos, brand_key, model_key, city_key, search_text, \
+    created_position, created_at, updated_at"
+    };
+}
+pub(crate) use listing_columns;
+
+pub const LISTING_COLUMNS: &str = listing_columns!();
+
 /// One row of `inventory_listings`.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ListingRow {

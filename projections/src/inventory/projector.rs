@@ -8,17 +8,12 @@ use sqlx::types::Json;
 use sqlx::QueryBuilder;
 use uuid::Uuid;
 
-use super::{ListingRow, PriceRow};
+use super::{ListingRow, PriceRow, LISTING_COLUMNS};
 use crate::runner::{ProjectionError, Projector};
 
 /// Rows per multi-row statement: well under the bind limits of both backends
 /// (27 columns × 500 rows = 13,500 parameters).
 const ROWS_PER_STATEMENT: usize = 500;
-
-const LISTING_COLUMNS: &str = "listing_id, workspace_id, version, status, title, description, \
-    brand, model, year, mileage_km, fuel, gearbox, engine_volume_cc, body, colour, vin, city, \
-    price_minor, price_currency, photos, brand_key, model_key, city_key, search_text, \
-    created_position, created_at, updated_at";
 
 /// Projects listing events into `inventory_listings` and `inventory_price_history`.
 ///

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::{Encode, QueryBuilder, Type};
 use uuid::Uuid;
 
-use super::{ListingRow, PriceRow};
+use super::{listing_columns, ListingRow, PriceRow};
 
 /// Which listings to return; every field narrows the result.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -130,10 +130,7 @@ pub struct ListingPage {
     pub has_next_page: bool,
 }
 
-const SELECT_LISTINGS: &str = "SELECT listing_id, workspace_id, version, status, title, \
-    description, brand, model, year, mileage_km, fuel, gearbox, engine_volume_cc, body, colour, \
-    vin, city, price_minor, price_currency, photos, brand_key, model_key, city_key, search_text, \
-    created_position, created_at, updated_at FROM inventory_listings";
+const SELECT_LISTINGS: &str = concat!("SELECT ", listing_columns!(), " FROM inventory_listings");
 
 /// Listings of `workspace` matching `filter`, `first` at most, after `after`.
 pub async fn list(
