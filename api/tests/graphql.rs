@@ -15,23 +15,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(cartie_store::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(cartie_store::Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-
-on_both_backends!(
+cartie_store::on_both_backends!(
     a_dealer_creates_prices_and_reads_back_a_listing,
     invalid_input_is_refused_naming_the_field_and_writes_nothing,
     unknown_ids_are_not_found,

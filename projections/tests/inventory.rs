@@ -18,23 +18,7 @@ use cartie_store::{
 use chrono::Utc;
 use uuid::Uuid;
 
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(cartie_store::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(cartie_store::Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-
-on_both_backends!(
+cartie_store::on_both_backends!(
     filters_narrow_the_inventory_as_a_dealer_expects,
     pages_cover_every_listing_exactly_once_in_every_sort,
     a_listing_shows_its_price_history,

@@ -16,24 +16,7 @@ use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEve
 use serde_json::json;
 use uuid::Uuid;
 
-/// Declares one test per backend: `name::sqlite` and `name::postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(cartie_store::Backend::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(cartie_store::Backend::Postgres).await;
-            }
-        }
-    )+};
-}
-
-on_both_backends!(
+cartie_store::on_both_backends!(
     appended_events_load_back_with_their_metadata,
     a_conflicting_append_is_an_optimistic_lock_conflict,
     concurrent_commands_without_expected_version_all_land,
@@ -427,7 +410,7 @@ async fn an_append_in_one_process_wakes_readers_in_another_on_postgres() {
     listener.abort();
 }
 
-on_both_backends!(the_append_returns_positions_and_refuses_a_taken_sequence);
+cartie_store::on_both_backends!(the_append_returns_positions_and_refuses_a_taken_sequence);
 
 fn serialized(aggregate_id: &str, sequence: usize) -> SerializedEvent {
     SerializedEvent::new(
@@ -491,7 +474,7 @@ async fn an_empty_append_writes_nothing() {
     );
 }
 
-on_both_backends!(commands_with_snapshots_keep_one_order_and_report_positions);
+cartie_store::on_both_backends!(commands_with_snapshots_keep_one_order_and_report_positions);
 
 /// With snapshots, some appends go through the library's own insert (without a position:
 /// on SQLite the trigger assigns it) and the others through ours; the log stays in one
