@@ -120,9 +120,18 @@ impl TokenKeys {
                 let mut bytes = [0u8; 32];
                 rand::thread_rng().fill_bytes(&mut bytes);
                 let secret = hex::encode(bytes);
-                write_private(&path, &secret)?;
-                tracing::info!(path = %path.display(), "generated a token signing key");
-                secret
+                match write_private(&path, &secret) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "generated a token signing key");
+                        secret
+                    }
+                    // Another process (a server starting, `cartie token issue`) wrote it
+                    // first: use theirs, so both sign with the same key.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        std::fs::read_to_string(&path)?.trim().to_string()
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
             Err(e) => return Err(e.into()),
         };
@@ -276,6 +285,26 @@ mod tests {
             keys.authenticate(Some("Basic abc")),
             Err(AuthError::Malformed)
         );
+    }
+
+    #[test]
+    fn processes_generating_the_key_at_once_end_up_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<TokenKeys> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| scope.spawn(|| TokenKeys::load_or_generate(None, dir.path()).unwrap()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let token = keys[0]
+            .issue(
+                WorkspaceId(Uuid::nil()),
+                UserId(Uuid::nil()),
+                Role::Member,
+                Duration::hours(1),
+            )
+            .unwrap();
+        assert!(keys.iter().all(|k| k.verify(&token).is_ok()));
     }
 
     #[test]
