@@ -629,3 +629,13 @@ async fn graphiql_is_served_on_get() {
     assert!(html.to_lowercase().contains("graphiql"));
     api.shutdown().await;
 }
+
+/// docs/schema.graphql is what clients read; it must be the schema the server serves.
+#[test]
+fn the_committed_sdl_is_the_served_schema() {
+    let committed = include_str!("../../docs/schema.graphql");
+    assert!(
+        committed == cartie_api::graphql::sdl(),
+        "docs/schema.graphql is out of date: run `cargo run -- schema > docs/schema.graphql`"
+    );
+}
