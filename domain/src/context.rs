@@ -71,11 +71,6 @@ impl CommandContext {
         }
     }
 
-    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
-        self.idempotency_key = Some(key.into());
-        self
-    }
-
     /// The metadata stored with each event of this command. The event store adds a
     /// per-event `event_id`.
     pub fn metadata(&self) -> HashMap<String, String> {

@@ -15,12 +15,6 @@ macro_rules! id_type {
         #[serde(transparent)]
         pub struct $name(pub Uuid);
 
-        impl $name {
-            pub fn as_uuid(&self) -> Uuid {
-                self.0
-            }
-        }
-
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 self.0.fmt(f)

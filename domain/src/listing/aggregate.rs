@@ -47,14 +47,6 @@ pub struct Listing {
 }
 
 impl Listing {
-    pub fn version(&self) -> u64 {
-        self.version
-    }
-
-    pub fn status(&self) -> Option<ListingStatus> {
-        self.status
-    }
-
     /// Takes a decision without side effects: the events the command leads to, or why not.
     pub fn decide(
         &self,

@@ -116,8 +116,4 @@ impl Photos {
     pub fn as_slice(&self) -> &[Photo] {
         &self.0
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
