@@ -3,6 +3,7 @@
 //! with the projector's checkpoint.
 
 pub mod checkpoint;
+pub mod directory;
 pub mod inventory;
 pub mod runner;
 
