@@ -3,33 +3,52 @@
 use std::sync::Arc;
 
 use axum::Router;
+use cartie_domain::api_token::ApiToken;
 use cartie_domain::listing::Listing;
+use cartie_domain::member::Member;
+use cartie_domain::workspace::Workspace;
+use cartie_projections::directory::DirectoryProjector;
 use cartie_projections::inventory::InventoryProjector;
 use cartie_projections::{ProjectionProgress, ProjectionRunner, Projector};
 use cartie_store::{CommandBus, Database, LogNotifier};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::accounts::Throttle;
 use crate::auth::TokenKeys;
+use crate::secrets::SecretKey;
 
 /// Every projection the platform runs, by name.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(InventoryProjector)]
+    vec![Arc::new(InventoryProjector), Arc::new(DirectoryProjector)]
 }
 
 /// What request handlers use.
 pub struct Services {
     pub db: Database,
     pub listings: CommandBus<Listing>,
+    pub workspaces: CommandBus<Workspace>,
+    pub members: CommandBus<Member>,
+    pub api_tokens: CommandBus<ApiToken>,
     pub inventory: ProjectionProgress,
+    pub directory: ProjectionProgress,
     pub projections: Vec<ProjectionProgress>,
+    pub keys: TokenKeys,
+    pub secret_key: SecretKey,
+    pub throttle: Throttle,
+}
+
+/// The keys the platform signs and seals with.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub tokens: TokenKeys,
+    pub secrets: SecretKey,
 }
 
 /// The running platform: services plus the background tasks (projection runners, the
 /// PostgreSQL notification listener) until [`App::shutdown`].
 pub struct App {
     pub services: Arc<Services>,
-    pub keys: TokenKeys,
     shutdown: watch::Sender<bool>,
     runners: Vec<JoinHandle<()>>,
     /// Tasks that loop until aborted (PostgreSQL notification listener and publisher).
@@ -38,7 +57,12 @@ pub struct App {
 
 impl App {
     /// Starts the projection runners on a migrated database.
-    pub fn start(db: Database, keys: TokenKeys) -> Self {
+    pub fn start(db: Database, keys: Keys) -> Self {
+        Self::start_with(db, keys, Throttle::default())
+    }
+
+    /// Like [`App::start`], with the given sign-in throttle.
+    pub fn start_with(db: Database, keys: Keys, throttle: Throttle) -> Self {
         // Install the metrics recorder before anything records.
         crate::telemetry::metrics();
         let notifier = LogNotifier::new();
@@ -55,20 +79,28 @@ impl App {
             projections.push(runner.progress());
             runners.push(tokio::spawn(runner.run(stopped.clone())));
         }
-        let inventory = projections
-            .iter()
-            .find(|p| p.name() == InventoryProjector::NAME)
-            .cloned()
-            .expect("the inventory projection is registered");
+        let progress = |name: &str| {
+            projections
+                .iter()
+                .find(|p| p.name() == name)
+                .cloned()
+                .expect("every projection is registered")
+        };
         let services = Arc::new(Services {
             listings: CommandBus::new(&db, notifier.clone(), ()),
+            workspaces: CommandBus::new(&db, notifier.clone(), ()),
+            members: CommandBus::new(&db, notifier.clone(), ()),
+            api_tokens: CommandBus::new(&db, notifier.clone(), ()),
             db,
-            inventory,
+            inventory: progress(InventoryProjector::NAME),
+            directory: progress(DirectoryProjector::NAME),
             projections,
+            keys: keys.tokens,
+            secret_key: keys.secrets,
+            throttle,
         });
         Self {
             services,
-            keys,
             shutdown,
             runners,
             background,
@@ -76,7 +108,7 @@ impl App {
     }
 
     pub fn router(&self) -> Router {
-        crate::http::router(self.services.clone(), self.keys.clone())
+        crate::http::router(self.services.clone())
     }
 
     /// Stops the runners after their current batch.

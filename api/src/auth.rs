@@ -1,39 +1,53 @@
-//! Bearer tokens: HS256 JWTs carrying workspace, user and role.
+//! Bearer tokens: short-lived HS256 JWTs for people signed in (workspace, user, role,
+//! session), and the [`Principal`] a verified credential establishes.
 
 use std::fmt;
 use std::path::Path;
 
 use chrono::{Duration, Utc};
 use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use cartie_domain::{Actor, UserId, WorkspaceId};
 
+use crate::keyfile;
+pub use crate::keyfile::KeyError;
+
 const ISSUER: &str = "cartie";
 /// Shortest signing secret accepted (HS256 wants at least 256 bits).
 pub const MIN_SECRET_BYTES: usize = 32;
-
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("the token signing secret from {origin} is {length} bytes; at least {MIN_SECRET_BYTES} are needed")]
-    TooShort { origin: String, length: usize },
-    #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
 const SECRET_FILE: &str = "jwt_secret";
+/// How long an access token lives; the refresh token renews it.
+pub const ACCESS_TOKEN_TTL: Duration = Duration::minutes(15);
 
-/// A member's role in a workspace. Roles gate only administration; every member uses
-/// every module.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+/// The role a credential acts with in its workspace. `Superadmin` is a platform
+/// administrator looking into a workspace they are not a member of: read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Owner,
     Admin,
     Member,
     Superadmin,
+}
+
+impl From<cartie_domain::member::Role> for Role {
+    fn from(role: cartie_domain::member::Role) -> Self {
+        use cartie_domain::member::Role as R;
+        match role {
+            R::Owner => Role::Owner,
+            R::Admin => Role::Admin,
+            R::Member => Role::Member,
+        }
+    }
+}
+
+impl Role {
+    pub fn parse(value: &str) -> Option<Self> {
+        cartie_domain::member::Role::parse(value).map(Role::from)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,38 +57,72 @@ pub struct Claims {
     /// The workspace the token acts in.
     pub ws: Uuid,
     pub role: Role,
+    /// The session the token belongs to (signing out ends it).
+    pub sid: Uuid,
     pub iss: String,
     pub iat: i64,
     pub exp: i64,
 }
 
-/// Who is calling, established from a verified token.
+/// What a credential speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    /// A person signed in, in one session.
+    User { user_id: UserId, session_id: Uuid },
+    /// A bot or an integration with an API token.
+    ApiToken(Uuid),
+}
+
+/// Who is calling, established from a credential checked against the directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Principal {
     pub workspace_id: WorkspaceId,
-    pub user_id: UserId,
+    pub subject: Subject,
     pub role: Role,
+    /// An active owner or admin of the platform workspace.
+    pub platform_admin: bool,
 }
 
 impl Principal {
     pub fn actor(&self) -> Actor {
-        Actor::User(self.user_id)
+        match self.subject {
+            Subject::User { user_id, .. } => Actor::User(user_id),
+            Subject::ApiToken(id) => Actor::ApiToken(id),
+        }
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.subject {
+            Subject::User { user_id, .. } => Some(user_id),
+            Subject::ApiToken(_) => None,
+        }
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("missing bearer token (send Authorization: Bearer <token>)")]
-    Missing,
     #[error("malformed Authorization header: expected `Bearer <token>`")]
     Malformed,
     #[error("the token has expired")]
     Expired,
     #[error("invalid token")]
     Invalid,
+    #[error("the token has been revoked")]
+    Revoked,
+    #[error("the member is disabled in this workspace or no longer belongs to it")]
+    NoLongerMember,
 }
 
-/// Signs and verifies tokens.
+/// A verified access token, before the directory confirms it still holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccessToken {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+    pub role: Role,
+    pub session_id: Uuid,
+}
+
+/// Signs and verifies access tokens.
 #[derive(Clone)]
 pub struct TokenKeys {
     encoding: EncodingKey,
@@ -103,72 +151,52 @@ impl TokenKeys {
     }
 
     /// The configured secret, or the one kept in the data directory (created on first use,
-    /// readable only by its owner). An empty setting counts as unset; a secret shorter than
-    /// [`MIN_SECRET_BYTES`] is refused, since anyone could then forge tokens.
+    /// readable only by its owner). A secret shorter than [`MIN_SECRET_BYTES`] is refused,
+    /// since anyone could then forge tokens.
     pub fn load_or_generate(
         configured: Option<&SecretString>,
         data_dir: &Path,
     ) -> Result<Self, KeyError> {
-        if let Some(secret) = configured.filter(|s| !s.expose_secret().is_empty()) {
-            return Self::checked(secret, "CARTIE_JWT_SECRET");
-        }
-        let path = data_dir.join(SECRET_FILE);
-        let secret = match std::fs::read_to_string(&path) {
-            Ok(existing) => existing.trim().to_string(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(data_dir)?;
-                let mut bytes = [0u8; 32];
-                rand::thread_rng().fill_bytes(&mut bytes);
-                let secret = hex::encode(bytes);
-                match write_private(&path, &secret) {
-                    Ok(()) => {
-                        tracing::info!(path = %path.display(), "generated a token signing key");
-                        secret
-                    }
-                    // Another process (a server starting, `cartie token issue`) wrote it
-                    // first: use theirs, so both sign with the same key.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        std::fs::read_to_string(&path)?.trim().to_string()
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Self::checked(&SecretString::from(secret), &path.display().to_string())
-    }
-
-    fn checked(secret: &SecretString, origin: &str) -> Result<Self, KeyError> {
+        let (secret, origin) = keyfile::load_or_generate(
+            configured,
+            "CARTIE_JWT_SECRET",
+            data_dir,
+            SECRET_FILE,
+            keyfile::random_hex_key,
+        )?;
         let length = secret.expose_secret().len();
         if length < MIN_SECRET_BYTES {
             return Err(KeyError::TooShort {
-                origin: origin.to_string(),
+                origin,
                 length,
+                minimum: MIN_SECRET_BYTES,
             });
         }
-        Ok(Self::new(secret))
+        Ok(Self::new(&secret))
     }
 
+    /// Signs an access token; answers it and when it expires.
     pub fn issue(
         &self,
-        workspace: WorkspaceId,
-        user: UserId,
-        role: Role,
+        token: AccessToken,
         ttl: Duration,
-    ) -> Result<String, jsonwebtoken::errors::Error> {
+    ) -> Result<(String, chrono::DateTime<Utc>), jsonwebtoken::errors::Error> {
         let now = Utc::now();
+        let expires = now + ttl;
         let claims = Claims {
-            sub: user.0,
-            ws: workspace.0,
-            role,
+            sub: token.user_id.0,
+            ws: token.workspace_id.0,
+            role: token.role,
+            sid: token.session_id,
             iss: ISSUER.to_string(),
             iat: now.timestamp(),
-            exp: (now + ttl).timestamp(),
+            exp: expires.timestamp(),
         };
-        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+        let jwt = encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?;
+        Ok((jwt, expires))
     }
 
-    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<AccessToken, AuthError> {
         let data =
             decode::<Claims>(token, &self.decoding, &self.validation).map_err(|e| {
                 match e.kind() {
@@ -176,42 +204,27 @@ impl TokenKeys {
                     _ => AuthError::Invalid,
                 }
             })?;
-        Ok(Principal {
+        Ok(AccessToken {
             workspace_id: WorkspaceId(data.claims.ws),
             user_id: UserId(data.claims.sub),
             role: data.claims.role,
+            session_id: data.claims.sid,
         })
-    }
-
-    /// Verifies the value of an `Authorization` header.
-    pub fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthError> {
-        let header = header.ok_or(AuthError::Missing)?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Malformed)?;
-        self.verify(token)
     }
 }
 
-/// Writes the file whole or not at all (a temporary file renamed into place), readable only
-/// by its owner, so a crash never leaves an empty key behind.
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    file.write_all(contents.as_bytes())?;
-    file.as_file().sync_all()?;
-    file.persist_noclobber(path).map_err(|e| e.error)?;
-    Ok(())
+/// The token of an `Authorization: Bearer <token>` header; `None` when there is no header.
+pub fn bearer(header: Option<&str>) -> Result<Option<&str>, AuthError> {
+    let Some(header) = header else {
+        return Ok(None);
+    };
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Some)
+        .ok_or(AuthError::Malformed)
 }
 
 #[cfg(test)]
@@ -220,6 +233,15 @@ mod tests {
 
     fn keys(secret: &str) -> TokenKeys {
         TokenKeys::new(&SecretString::from(secret.repeat(32)))
+    }
+
+    fn token(role: Role) -> AccessToken {
+        AccessToken {
+            workspace_id: WorkspaceId(Uuid::now_v7()),
+            user_id: UserId(Uuid::now_v7()),
+            role,
+            session_id: Uuid::now_v7(),
+        }
     }
 
     #[test]
@@ -243,48 +265,34 @@ mod tests {
     }
 
     #[test]
-    fn an_issued_token_verifies_to_its_workspace_user_and_role() {
+    fn an_issued_token_verifies_to_its_workspace_user_role_and_session() {
         let keys = keys("k1");
-        let (ws, user) = (WorkspaceId(Uuid::now_v7()), UserId(Uuid::now_v7()));
-        let token = keys
-            .issue(ws, user, Role::Admin, Duration::hours(1))
-            .unwrap();
-        let principal = keys.authenticate(Some(&format!("Bearer {token}"))).unwrap();
-        assert_eq!(
-            principal,
-            Principal {
-                workspace_id: ws,
-                user_id: user,
-                role: Role::Admin
-            }
-        );
+        let issued = token(Role::Admin);
+        let (jwt, expires) = keys.issue(issued, Duration::minutes(15)).unwrap();
+        assert!(expires > Utc::now());
+        let header = format!("Bearer {jwt}");
+        let found = bearer(Some(&header)).unwrap().unwrap();
+        assert_eq!(keys.verify(found), Ok(issued));
     }
 
     #[test]
-    fn tampered_foreign_expired_and_missing_tokens_are_refused() {
+    fn tampered_foreign_expired_and_malformed_tokens_are_refused() {
         let keys = keys("k1");
-        let ws = WorkspaceId(Uuid::now_v7());
-        let user = UserId(Uuid::now_v7());
-        let token = keys
-            .issue(ws, user, Role::Member, Duration::hours(1))
-            .unwrap();
-        let mut tampered = token.clone();
+        let (jwt, _) = keys.issue(token(Role::Member), Duration::hours(1)).unwrap();
+        let mut tampered = jwt.clone();
         tampered.pop();
-        tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+        tampered.push(if jwt.ends_with('A') { 'B' } else { 'A' });
         assert_eq!(keys.verify(&tampered), Err(AuthError::Invalid));
-        let foreign = self::keys("k2")
-            .issue(ws, user, Role::Owner, Duration::hours(1))
+        let (foreign, _) = self::keys("k2")
+            .issue(token(Role::Owner), Duration::hours(1))
             .unwrap();
         assert_eq!(keys.verify(&foreign), Err(AuthError::Invalid));
-        let expired = keys
-            .issue(ws, user, Role::Member, Duration::hours(-2))
+        let (expired, _) = keys
+            .issue(token(Role::Member), Duration::hours(-2))
             .unwrap();
         assert_eq!(keys.verify(&expired), Err(AuthError::Expired));
-        assert_eq!(keys.authenticate(None), Err(AuthError::Missing));
-        assert_eq!(
-            keys.authenticate(Some("Basic abc")),
-            Err(AuthError::Malformed)
-        );
+        assert_eq!(bearer(None), Ok(None));
+        assert_eq!(bearer(Some("Basic abc")), Err(AuthError::Malformed));
     }
 
     #[test]
@@ -296,15 +304,10 @@ mod tests {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let token = keys[0]
-            .issue(
-                WorkspaceId(Uuid::nil()),
-                UserId(Uuid::nil()),
-                Role::Member,
-                Duration::hours(1),
-            )
+        let (jwt, _) = keys[0]
+            .issue(token(Role::Member), Duration::hours(1))
             .unwrap();
-        assert!(keys.iter().all(|k| k.verify(&token).is_ok()));
+        assert!(keys.iter().all(|k| k.verify(&jwt).is_ok()));
     }
 
     #[test]
@@ -312,15 +315,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let first = TokenKeys::load_or_generate(None, dir.path()).unwrap();
         let second = TokenKeys::load_or_generate(None, dir.path()).unwrap();
-        let token = first
-            .issue(
-                WorkspaceId(Uuid::nil()),
-                UserId(Uuid::nil()),
-                Role::Member,
-                Duration::hours(1),
-            )
+        let (jwt, _) = first
+            .issue(token(Role::Member), Duration::hours(1))
             .unwrap();
-        assert!(second.verify(&token).is_ok());
+        assert!(second.verify(&jwt).is_ok());
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -35,6 +35,32 @@ pub struct Settings {
     #[arg(long, env = "CARTIE_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<SecretString>,
 
+    /// Key sealing integration secrets at rest (64 hex digits); generated and kept in the
+    /// data directory when unset.
+    #[arg(long, env = "CARTIE_SECRET_KEY", global = true, hide_env_values = true)]
+    pub secret_key: Option<SecretString>,
+
+    /// The platform's first owner, created by `cartie seed` (and by `serve` when set).
+    #[arg(long, env = "CARTIE_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+
+    #[arg(
+        long,
+        env = "CARTIE_ADMIN_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub admin_password: Option<SecretString>,
+
+    /// The demo member's password (generated and printed once when unset).
+    #[arg(
+        long,
+        env = "CARTIE_DEMO_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub demo_password: Option<SecretString>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CARTIE_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -61,4 +87,9 @@ pub struct ServeSettings {
     /// Address the HTTP server listens on.
     #[arg(long, env = "CARTIE_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
+
+    /// Adds the demo dealer workspace, its member and sample inventory on start (once;
+    /// later starts leave them as they are).
+    #[arg(long, env = "CARTIE_DEMO")]
+    pub demo: bool,
 }

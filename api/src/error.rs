@@ -3,8 +3,11 @@
 //! `INTERNAL` errors.
 
 use async_graphql::ErrorExtensions;
+use cartie_domain::api_token::ApiTokenError;
 use cartie_domain::listing::ListingError;
+use cartie_domain::member::MemberError;
 use cartie_domain::values::FieldError;
+use cartie_domain::workspace::WorkspaceError;
 use cartie_store::CommandError;
 
 /// Error codes of the API (`extensions.code`).
@@ -29,6 +32,12 @@ pub enum ApiError {
     NotFound(&'static str),
     Conflict(String),
     Unauthenticated(String),
+    /// Authenticated, but the caller's role does not allow this.
+    Forbidden(String),
+    /// Too many attempts; try again after this many seconds.
+    RateLimited {
+        retry_after_secs: u64,
+    },
     /// The change was recorded but the read model has not shown it within the wait: not a
     /// fault to hide, the client should read again shortly.
     CatchingUp(String),
@@ -74,6 +83,41 @@ impl From<ListingError> for ApiError {
     }
 }
 
+impl From<WorkspaceError> for ApiError {
+    fn from(error: WorkspaceError) -> Self {
+        match error {
+            WorkspaceError::NotFound => ApiError::NotFound("workspace"),
+            WorkspaceError::NoSuchSecret(_) => ApiError::NotFound("integration secret"),
+            WorkspaceError::Invalid(field) => ApiError::Validation(field),
+            WorkspaceError::SlugTaken(_) | WorkspaceError::SlugReserved(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<MemberError> for ApiError {
+    fn from(error: MemberError) -> Self {
+        match error {
+            MemberError::NotFound => ApiError::NotFound("member"),
+            MemberError::Invalid(field) => ApiError::Validation(field),
+            MemberError::AlreadyMember(_) | MemberError::EmailMismatch => {
+                ApiError::Conflict(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<ApiTokenError> for ApiError {
+    fn from(error: ApiTokenError) -> Self {
+        match error {
+            ApiTokenError::NotFound => ApiError::NotFound("API token"),
+            ApiTokenError::Invalid(field) => ApiError::Validation(field),
+            ApiTokenError::AlreadyExists => ApiError::Conflict(error.to_string()),
+        }
+    }
+}
+
 impl<E> From<CommandError<E>> for ApiError
 where
     E: std::error::Error + Into<ApiError>,
@@ -82,7 +126,7 @@ where
         match error {
             CommandError::Rejected(error) => error.into(),
             CommandError::Conflict => ApiError::Conflict(
-                "the listing was changed by someone else; reload it and try again".into(),
+                "it was changed by someone else at the same time; reload it and try again".into(),
             ),
             CommandError::Infrastructure(error) => ApiError::Internal(error),
         }
@@ -111,6 +155,15 @@ impl From<ApiError> for async_graphql::Error {
                 .extend_with(|_, e| e.set("code", codes::CONFLICT)),
             ApiError::Unauthenticated(message) => async_graphql::Error::new(message)
                 .extend_with(|_, e| e.set("code", codes::UNAUTHENTICATED)),
+            ApiError::Forbidden(message) => async_graphql::Error::new(message)
+                .extend_with(|_, e| e.set("code", codes::FORBIDDEN)),
+            ApiError::RateLimited { retry_after_secs } => async_graphql::Error::new(format!(
+                "too many attempts; try again in {retry_after_secs} s"
+            ))
+            .extend_with(|_, e| {
+                e.set("code", codes::RATE_LIMITED);
+                e.set("retryAfterSeconds", retry_after_secs);
+            }),
             ApiError::CatchingUp(message) => {
                 async_graphql::Error::new(message).extend_with(|_, e| {
                     e.set("code", codes::INTERNAL);

@@ -1,13 +1,13 @@
 //! The HTTP surface: `/graphql` (GraphiQL on GET), `/health`, `/health/deep`, `/metrics`.
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
 use async_graphql_axum::GraphQLResponse;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -15,10 +15,11 @@ use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::accounts;
 use crate::app::Services;
-use crate::auth::TokenKeys;
-use crate::error::codes;
-use crate::graphql::{self, CartieSchema, RequestContext};
+use crate::auth;
+use crate::error::{codes, ApiError};
+use crate::graphql::{self, AuthFailure, CartieSchema, ClientAddress, RequestContext};
 use crate::telemetry;
 
 /// `/health/deep` counts a projection's lag up to this many events ("at least" beyond).
@@ -30,14 +31,12 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 #[derive(Clone)]
 struct HttpState {
     schema: CartieSchema,
-    keys: TokenKeys,
     services: Arc<Services>,
 }
 
-pub fn router(services: Arc<Services>, keys: TokenKeys) -> Router {
+pub fn router(services: Arc<Services>) -> Router {
     let state = HttpState {
         schema: graphql::schema(services.clone()),
-        keys,
         services,
     };
     Router::new()
@@ -54,30 +53,48 @@ async fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").finish())
 }
 
-/// Reads the body as bytes (axum answers 413 past the limit, with or without a
-/// Content-Length) and only then parses the GraphQL request.
-async fn graphql_handler(
-    State(state): State<HttpState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let authorization = headers
+/// Authenticates the caller when a bearer token is sent (requests without one run
+/// anonymously: only public operations, such as signing in, will answer), then reads the
+/// body as bytes (413 past the limit, with or without a Content-Length) and only then
+/// parses the GraphQL request.
+async fn graphql_handler(State(state): State<HttpState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let client: Option<IpAddr> = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(address)| address.ip());
+    let authorization = parts
+        .headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
-    let principal = match state.keys.authenticate(authorization) {
-        Ok(principal) => principal,
-        Err(error) => {
-            metrics::counter!("cartie_graphql_unauthenticated_total").increment(1);
+    // A token that fails (expired, revoked…) does not stop public operations: a client
+    // refreshing its session may still send the expired access token. Anything else
+    // answers UNAUTHENTICATED with the reason, and the response is a 401.
+    let mut auth_failure = None;
+    let principal = match auth::bearer(authorization) {
+        Err(error) => return unauthenticated(&error.to_string()),
+        Ok(None) => None,
+        Ok(Some(token)) => match accounts::authenticate(&state.services, token).await {
+            Ok(principal) => Some(principal),
+            Err(ApiError::Unauthenticated(message)) => {
+                auth_failure = Some(message);
+                None
+            }
+            Err(error) => {
+                let error: async_graphql::Error = error.into();
+                let body = json!({ "data": null, "errors": [{ "message": error.message, "extensions": { "code": codes::INTERNAL } }] });
+                return (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response();
+            }
+        },
+    };
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(_) => {
             let body = json!({
                 "data": null,
-                "errors": [{ "message": error.to_string(), "extensions": { "code": codes::UNAUTHENTICATED } }],
+                "errors": [{ "message": format!("the request body is larger than {MAX_BODY_BYTES} bytes"), "extensions": { "code": codes::VALIDATION } }],
             });
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                Json(body),
-            )
-                .into_response();
+            return (StatusCode::PAYLOAD_TOO_LARGE, Json(body)).into_response();
         }
     };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
@@ -91,7 +108,13 @@ async fn graphql_handler(
         }
     };
     let started = Instant::now();
-    let request = request.data(RequestContext::new(principal));
+    let mut request = request.data(ClientAddress(client));
+    if let Some(principal) = principal {
+        request = request.data(RequestContext::new(principal));
+    }
+    if let Some(message) = &auth_failure {
+        request = request.data(AuthFailure(message.clone()));
+    }
     let mut response = state.schema.execute(request).await;
     // Errors raised before execution (syntax, unknown fields, bad enum values, depth and
     // complexity limits) carry no code of ours: they are the caller's invalid request.
@@ -108,7 +131,39 @@ async fn graphql_handler(
         }
     }
     metrics::histogram!("cartie_graphql_request_seconds").record(started.elapsed().as_secs_f64());
+    let refused = auth_failure.is_some()
+        && response.errors.iter().any(|error| {
+            error
+                .extensions
+                .as_ref()
+                .and_then(|extensions| extensions.get("code"))
+                .is_some_and(|code| *code == async_graphql::Value::from(codes::UNAUTHENTICATED))
+        });
+    if refused {
+        metrics::counter!("cartie_graphql_unauthenticated_total").increment(1);
+        let mut http = GraphQLResponse::from(response).into_response();
+        *http.status_mut() = StatusCode::UNAUTHORIZED;
+        http.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return http;
+    }
     GraphQLResponse::from(response).into_response()
+}
+
+fn unauthenticated(message: &str) -> Response {
+    metrics::counter!("cartie_graphql_unauthenticated_total").increment(1);
+    let body = json!({
+        "data": null,
+        "errors": [{ "message": message, "extensions": { "code": codes::UNAUTHENTICATED } }],
+    });
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Bearer")],
+        Json(body),
+    )
+        .into_response()
 }
 
 async fn health() -> Json<serde_json::Value> {

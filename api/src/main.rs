@@ -4,14 +4,18 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use cartie_api::app::projectors;
-use cartie_api::auth::{Role, TokenKeys};
+use cartie_api::auth::TokenKeys;
 use cartie_api::config::{ServeSettings, Settings};
-use cartie_api::{graphql, telemetry, App};
-use cartie_domain::{UserId, WorkspaceId};
+use cartie_api::secrets::SecretKey;
+use cartie_api::{accounts, graphql, seed, telemetry, App, Keys};
+use cartie_domain::member::Role;
+use cartie_domain::values::Text;
+use cartie_domain::{Actor, CommandContext};
+use cartie_projections::directory::queries;
 use cartie_store::{Database, EventLog};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use uuid::Uuid;
+use secrecy::ExposeSecret;
 
 #[derive(Parser)]
 #[command(
@@ -41,7 +45,14 @@ enum Commands {
         #[arg(long)]
         all: bool,
     },
-    /// Issues API access tokens.
+    /// Creates the platform workspace and its first owner (CARTIE_ADMIN_EMAIL,
+    /// CARTIE_ADMIN_PASSWORD); with --demo, a demo dealer with sample inventory too.
+    /// Idempotent: what exists is left as it is.
+    Seed {
+        #[arg(long)]
+        demo: bool,
+    },
+    /// API tokens for bots and integrations.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Prints the GraphQL schema (SDL).
@@ -50,19 +61,22 @@ enum Commands {
 
 #[derive(Subcommand)]
 enum TokenCommand {
-    /// Prints a bearer token for a workspace.
-    Issue {
+    /// Creates an API token in a workspace and prints it (shown this once).
+    Create {
+        /// The workspace's slug.
         #[arg(long)]
-        workspace: Uuid,
-        #[arg(long, value_enum, default_value = "admin")]
-        role: Role,
-        /// The user the token acts as (a fresh id when omitted).
+        workspace: String,
         #[arg(long)]
-        user: Option<Uuid>,
-        /// Lifetime in hours.
-        #[arg(long, default_value_t = 24 * 30)]
-        ttl_hours: i64,
+        name: String,
+        #[arg(long, value_enum, default_value = "member")]
+        role: TokenRole,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TokenRole {
+    Admin,
+    Member,
 }
 
 #[tokio::main]
@@ -89,21 +103,63 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Commands::Replay { projection, all } => replay(&settings, projection, all).await,
-        Commands::Token(TokenCommand::Issue {
+        Commands::Seed { demo } => {
+            let db = open_database(&settings).await?;
+            let app = App::start(db.clone(), keys(&settings)?);
+            let log = EventLog::new(db.clone());
+            let before = log.event_count().await?;
+            let result = async {
+                let mut report = seed::platform(
+                    &app.services,
+                    settings.admin_email.as_deref(),
+                    settings.admin_password.as_ref(),
+                )
+                .await?;
+                if demo {
+                    seed::demo(&app.services, settings.demo_password.as_ref(), &mut report).await?;
+                }
+                Ok::<_, seed::SeedError>(report)
+            }
+            .await;
+            let after = log.event_count().await?;
+            app.shutdown().await;
+            db.close().await;
+            let report = result.context("seeding failed")?;
+            print_report(&report);
+            println!("{} new events", after - before);
+            Ok(())
+        }
+        Commands::Token(TokenCommand::Create {
             workspace,
+            name,
             role,
-            user,
-            ttl_hours,
         }) => {
-            let keys = keys(&settings)?;
-            let user = UserId(user.unwrap_or_else(Uuid::now_v7));
-            let token = keys.issue(
-                WorkspaceId(workspace),
-                user,
-                role,
-                chrono::Duration::hours(ttl_hours),
-            )?;
-            println!("{token}");
+            let db = open_database(&settings).await?;
+            let app = App::start(db.clone(), keys(&settings)?);
+            let result = async {
+                let found = queries::workspace_by_slug(&db, &workspace)
+                    .await?
+                    .with_context(|| format!("no workspace with the slug {workspace:?}"))?;
+                let name = Text::parse("name", &name, Text::SHORT)
+                    .map_err(|e| anyhow::anyhow!("--name {}", e.message))?;
+                let role = match role {
+                    TokenRole::Admin => Role::Admin,
+                    TokenRole::Member => Role::Member,
+                };
+                let context = CommandContext::new(
+                    cartie_domain::WorkspaceId(found.workspace_id),
+                    Actor::System,
+                    chrono::Utc::now(),
+                );
+                accounts::create_api_token(&app.services, context, name, role)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))
+            }
+            .await;
+            app.shutdown().await;
+            db.close().await;
+            let (_, token) = result?;
+            println!("{}", token.expose_secret());
             Ok(())
         }
         Commands::Schema => {
@@ -113,9 +169,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-fn keys(settings: &Settings) -> anyhow::Result<TokenKeys> {
-    TokenKeys::load_or_generate(settings.jwt_secret.as_ref(), &settings.data_dir)
-        .context("cannot read or create the token signing key in the data directory")
+fn keys(settings: &Settings) -> anyhow::Result<Keys> {
+    let tokens = TokenKeys::load_or_generate(settings.jwt_secret.as_ref(), &settings.data_dir)
+        .context("cannot read or create the token signing key")?;
+    let secrets = SecretKey::load_or_generate(settings.secret_key.as_ref(), &settings.data_dir)
+        .context("cannot read or create the secret-sealing key")?;
+    Ok(Keys { tokens, secrets })
 }
 
 async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
@@ -144,16 +203,60 @@ async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
 async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
     let db = open_database(settings).await?;
     let app = App::start(db.clone(), keys(settings)?);
+    seed_on_start(&app, settings, serve).await?;
     let listener = tokio::net::TcpListener::bind(serve.bind)
         .await
         .with_context(|| format!("cannot listen on {}", serve.bind))?;
     tracing::info!(address = %listener.local_addr()?, backend = ?db.backend(), "serving");
-    axum::serve(listener, app.router())
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    axum::serve(
+        listener,
+        app.router()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
     app.shutdown().await;
     db.close().await;
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn print_report(report: &seed::SeedReport) {
+    for line in &report.lines {
+        println!("{line}");
+    }
+    if let Some(password) = &report.generated_demo_password {
+        println!(
+            "demo sign-in: {} / {} (shown this once)",
+            seed::DEMO_EMAIL,
+            password.expose_secret()
+        );
+    }
+}
+
+/// On start: the platform's first owner when configured, the demo dealer when asked for.
+/// Both leave what exists as it is.
+async fn seed_on_start(
+    app: &App,
+    settings: &Settings,
+    serve: &ServeSettings,
+) -> anyhow::Result<()> {
+    let mut report = seed::SeedReport::default();
+    if settings.admin_email.is_some() || settings.admin_password.is_some() {
+        report = seed::platform(
+            &app.services,
+            settings.admin_email.as_deref(),
+            settings.admin_password.as_ref(),
+        )
+        .await
+        .context("cannot create the platform administrator")?;
+    }
+    if serve.demo {
+        seed::demo(&app.services, settings.demo_password.as_ref(), &mut report)
+            .await
+            .context("cannot create the demo workspace")?;
+    }
+    print_report(&report);
     Ok(())
 }
 

@@ -1,8 +1,10 @@
 //! The GraphQL schema. It knows nothing about HTTP: the HTTP layer attaches the caller
 //! ([`RequestContext`]) to each request.
 
+mod accounts;
 mod inventory;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
@@ -15,6 +17,7 @@ use crate::app::Services;
 use crate::auth::Principal;
 use crate::error::ApiError;
 
+pub use accounts::{AccountsMutation, AccountsQuery};
 pub use inventory::{InventoryMutation, InventoryQuery};
 
 /// Deepest query accepted; deeper ones are refused before execution.
@@ -24,10 +27,12 @@ pub const MAX_DEPTH: usize = 12;
 pub const MAX_COMPLEXITY: usize = 5_000;
 
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(InventoryQuery);
+#[graphql(name = "Query")]
+pub struct QueryRoot(InventoryQuery, AccountsQuery);
 
 #[derive(MergedObject, Default)]
-pub struct MutationRoot(InventoryMutation);
+#[graphql(name = "Mutation")]
+pub struct MutationRoot(InventoryMutation, AccountsMutation);
 
 pub type CartieSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 
@@ -46,11 +51,21 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubsc
         MutationRoot::default(),
         EmptySubscription,
     )
+    .extension(crate::access::Enforce)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
 }
 
-/// The caller of one request.
+/// The address the request came from, when known (for throttling sign-in).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddress(pub Option<IpAddr>);
+
+/// Why the bearer token sent with the request was refused (the request then runs
+/// anonymously, and non-public operations answer with this reason).
+#[derive(Debug, Clone)]
+pub struct AuthFailure(pub String);
+
+/// The authenticated caller of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestContext {
     pub principal: Principal,
