@@ -85,7 +85,9 @@ for backend in sqlite postgres; do
     sleep 2
     rss_kb=$(ps -o rss= -p "$SERVER_PID" | tr -d ' ')
     record "{\"kind\":\"idle_rss\",\"backend\":\"$backend\",\"run\":$run,\"rss_mb\":$((rss_kb / 1024))}"
-    token=$(CARTIE_DATA_DIR=$WORK/data "$CARTIE" token issue --workspace "$(python3 -c 'import uuid;print(uuid.uuid4())')")
+    CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url CARTIE_ADMIN_EMAIL=bench@cartie.example \
+      CARTIE_ADMIN_PASSWORD=bench-granite-lantern-42 RUST_LOG=warn "$CARTIE" seed --demo >/dev/null
+    token=$(CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url RUST_LOG=warn "$CARTIE" token create --workspace demo-motors --name "bench run $run" --role admin)
     for clients in 1 8 32; do
       log "$backend run $run: $clients clients for ${SECONDS_PER_LOAD}s"
       line=$("$BENCH" load --url "http://127.0.0.1:$port" --token "$token" --clients "$clients" --seconds "$SECONDS_PER_LOAD")

@@ -1,5 +1,7 @@
-//! End to end over real HTTP with the `cartie` binary: issue a token with the CLI, serve,
-//! create and price a listing, read it back, restart the server, read it again.
+//! End to end over real HTTP with the `cartie` binary: seed the platform with the CLI
+//! (twice: the second run adds nothing), serve, sign in as the platform administrator,
+//! create a dealer workspace, accept its owner's invitation, create and price a listing,
+//! read it back, restart the server, read it again with the same token.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -8,7 +10,6 @@ use std::time::{Duration, Instant};
 use cartie_store::testing::TestDatabase;
 use cartie_store::Backend;
 use serde_json::{json, Value};
-use uuid::Uuid;
 
 struct Server {
     child: Child,
@@ -70,13 +71,21 @@ impl Server {
     }
 
     async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let response = reqwest::Client::new()
+        self.send(Some(token), query, variables).await
+    }
+
+    async fn gql_anonymous(&self, query: &str, variables: Value) -> Value {
+        self.send(None, query, variables).await
+    }
+
+    async fn send(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut request = reqwest::Client::new()
             .post(format!("{}/graphql", self.base))
-            .bearer_auth(token)
-            .json(&json!({ "query": query, "variables": variables }))
-            .send()
-            .await
-            .unwrap();
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
         assert!(response.status().is_success(), "{}", response.status());
         let body: Value = response.json().await.unwrap();
         assert!(body["errors"].is_null(), "{body}");
@@ -90,25 +99,77 @@ impl Drop for Server {
     }
 }
 
-fn issue_token(data_dir: &std::path::Path, workspace: Uuid) -> String {
+const ADMIN_EMAIL: &str = "admin@platform.example";
+const ADMIN_PASSWORD: &str = "granite-lantern-meadow-42";
+
+/// Runs `cartie seed`; answers its output.
+fn seed(data_dir: &std::path::Path, database_url: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_cartie"))
-        .args([
-            "token",
-            "issue",
-            "--workspace",
-            &workspace.to_string(),
-            "--role",
-            "admin",
-        ])
+        .arg("seed")
         .env("CARTIE_DATA_DIR", data_dir)
+        .env("CARTIE_DATABASE_URL", database_url)
+        .env("CARTIE_ADMIN_EMAIL", ADMIN_EMAIL)
+        .env("CARTIE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("RUST_LOG", "warn")
         .output()
-        .expect("run cartie token issue");
+        .expect("run cartie seed");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
-        "{}",
+        "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).unwrap().trim().to_string()
+    assert!(
+        !stdout.contains(ADMIN_PASSWORD),
+        "the password is never printed"
+    );
+    stdout
+}
+
+/// Signs in as the platform administrator, creates a dealer workspace, and answers the
+/// access token of its owner after they accept the invitation.
+async fn dealer_owner_token(server: &Server) -> String {
+    let admin = server
+        .gql_anonymous(
+            "mutation($email: String!, $password: String!) { signIn(email: $email, password: $password) { accessToken role workspace { slug } } }",
+            json!({ "email": ADMIN_EMAIL, "password": ADMIN_PASSWORD }),
+        )
+        .await;
+    assert_eq!(admin["signIn"]["workspace"]["slug"], "platform");
+    let admin_token = admin["signIn"]["accessToken"].as_str().unwrap().to_string();
+    let created = server
+        .gql(
+            &admin_token,
+            "mutation($input: CreateWorkspaceInput!) { createWorkspace(input: $input) { workspace { slug } owner { invitationToken member { email role } } } }",
+            json!({ "input": {
+                "name": "Kyiv Motors", "slug": "kyiv-motors", "defaultCurrency": "EUR",
+                "timeZone": "Europe/Kyiv", "ownerEmail": "owner@kyiv-motors.example", "ownerName": "Oksana"
+            } }),
+        )
+        .await;
+    assert_eq!(
+        created["createWorkspace"]["owner"]["member"]["role"],
+        "OWNER"
+    );
+    let invitation = created["createWorkspace"]["owner"]["invitationToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let accepted = server
+        .gql_anonymous(
+            "mutation($token: String!) { acceptInvitation(token: $token, password: \"cobalt-harbour-violin-17\") { accessToken role workspace { slug } } }",
+            json!({ "token": invitation }),
+        )
+        .await;
+    assert_eq!(
+        accepted["acceptInvitation"]["workspace"]["slug"],
+        "kyiv-motors"
+    );
+    assert_eq!(accepted["acceptInvitation"]["role"], "OWNER");
+    accepted["acceptInvitation"]["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 async fn a_listing_survives_a_restart(backend: Backend) {
@@ -122,9 +183,13 @@ async fn a_listing_survives_a_restart(backend: Backend) {
         Some(test) => test.url.clone(),
         None => format!("sqlite:{}", data_dir.path().join("cartie.db").display()),
     };
-    let token = issue_token(data_dir.path(), Uuid::now_v7());
+    let first = seed(data_dir.path(), &database_url);
+    assert!(first.contains("workspace platform: created"), "{first}");
+    let second = seed(data_dir.path(), &database_url);
+    assert!(second.contains("0 new events"), "{second}");
 
     let server = Server::start(data_dir.path(), &database_url).await;
+    let token = dealer_owner_token(&server).await;
     let created = server
         .gql(
             &token,

@@ -2,12 +2,8 @@
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
-use cartie_api::auth::{Role, TokenKeys};
-use cartie_api::App;
-use cartie_domain::{UserId, WorkspaceId};
-use cartie_store::testing::TestDatabase;
-use cartie_store::{Backend, EventLog};
+use cartie_api::auth::{AccessToken, Role, TokenKeys};
+use cartie_store::Backend;
 use chrono::Duration;
 use http_body_util::BodyExt;
 use secrecy::SecretString;
@@ -26,82 +22,21 @@ cartie_store::on_both_backends!(
     deep_health_reports_each_projection_and_its_lag,
 );
 
-struct Api {
-    router: Router,
-    app: Option<App>,
-    keys: TokenKeys,
-    test: TestDatabase,
-}
+mod support;
+
+use support::{code, field, Api};
 
 impl Api {
-    async fn new(backend: Backend) -> Self {
-        let test = TestDatabase::new(backend).await;
-        let keys = TokenKeys::new(&SecretString::from("test-secret-".repeat(4)));
-        let app = App::start(test.db.clone(), keys.clone());
-        Self {
-            router: app.router(),
-            app: Some(app),
-            keys,
-            test,
-        }
-    }
-
-    fn token(&self, workspace: WorkspaceId) -> String {
-        self.keys
-            .issue(
-                workspace,
-                UserId(Uuid::now_v7()),
-                Role::Member,
-                Duration::hours(1),
-            )
-            .unwrap()
-    }
-
-    async fn post(&self, authorization: Option<&str>, body: Body) -> (StatusCode, Value) {
-        let mut request = Request::post("/graphql").header("content-type", "application/json");
-        if let Some(authorization) = authorization {
-            request = request.header("authorization", authorization);
-        }
-        let response = self
-            .router
-            .clone()
-            .oneshot(request.body(body).unwrap())
-            .await
-            .unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        )
-    }
-
-    async fn gql(&self, token: &str, query: &str, variables: Value) -> Value {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let (status, value) = self
-            .post(Some(&format!("Bearer {token}")), Body::from(body))
-            .await;
-        assert_eq!(status, StatusCode::OK, "{value}");
-        value
-    }
-
-    async fn events(&self) -> i64 {
-        EventLog::new(self.test.db.clone())
-            .event_count()
-            .await
-            .unwrap()
+    /// A fresh dealer workspace and its owner's access token.
+    async fn token(&self) -> String {
+        let slug = format!("dealer-{}", &Uuid::now_v7().simple().to_string()[20..]);
+        self.dealer(&slug).await.token
     }
 
     async fn create(&self, token: &str, input: Value) -> Value {
         let response = self.gql(token, CREATE, json!({ "input": input })).await;
         assert!(response["errors"].is_null(), "{response}");
         response["data"]["createListing"].clone()
-    }
-
-    async fn shutdown(mut self) {
-        if let Some(app) = self.app.take() {
-            app.shutdown().await;
-        }
     }
 }
 
@@ -130,21 +65,9 @@ fn camry() -> Value {
     })
 }
 
-fn code(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error code in {response}"))
-}
-
-fn field(response: &Value) -> &str {
-    response["errors"][0]["extensions"]["field"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no field in {response}"))
-}
-
 async fn a_dealer_creates_prices_and_reads_back_a_listing(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
     let created = api.create(&token, camry()).await;
     assert_eq!(created["status"], "AVAILABLE");
     assert_eq!(
@@ -203,7 +126,8 @@ async fn a_dealer_creates_prices_and_reads_back_a_listing(backend: Backend) {
 
 async fn invalid_input_is_refused_naming_the_field_and_writes_nothing(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
+    let base = api.events().await;
     let with = |patch: Value| {
         let mut input = camry();
         for (key, value) in patch.as_object().unwrap() {
@@ -276,13 +200,18 @@ async fn invalid_input_is_refused_naming_the_field_and_writes_nothing(backend: B
         )
         .await;
     assert_eq!(field(&response), "after");
-    assert_eq!(api.events().await, 0, "no refused input wrote an event");
+    assert_eq!(
+        api.events().await - base,
+        0,
+        "no refused input wrote an event"
+    );
     api.shutdown().await;
 }
 
 async fn unknown_ids_are_not_found(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
+    let base = api.events().await;
     let unknown = Uuid::now_v7().to_string();
     let response = api
         .gql(
@@ -304,13 +233,14 @@ async fn unknown_ids_are_not_found(backend: Backend) {
         .gql(&token, "{ listing(id: \"not-a-uuid\") { id } }", json!({}))
         .await;
     assert_eq!((code(&response), field(&response)), ("VALIDATION", "id"));
-    assert_eq!(api.events().await, 0);
+    assert_eq!(api.events().await - base, 0);
     api.shutdown().await;
 }
 
 async fn stale_versions_and_illegal_transitions_are_conflicts(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
+    let base = api.events().await;
     let draft = api.create(&token, json!({ "title": "Draft car" })).await;
     let id = draft["id"].as_str().unwrap();
     let set_status = "mutation($input: ChangeListingStatusInput!) { changeListingStatus(input: $input) { status version } }";
@@ -361,16 +291,13 @@ async fn stale_versions_and_illegal_transitions_are_conflicts(backend: Backend) 
         )
         .await;
     assert_eq!(code(&response), "CONFLICT", "a stale version: {response}");
-    assert_eq!(api.events().await, 2);
+    assert_eq!(api.events().await - base, 2);
     api.shutdown().await;
 }
 
 async fn a_workspace_can_neither_read_nor_change_another_workspaces_listing(backend: Backend) {
     let api = Api::new(backend).await;
-    let (a, b) = (
-        api.token(WorkspaceId(Uuid::now_v7())),
-        api.token(WorkspaceId(Uuid::now_v7())),
-    );
+    let (a, b) = (api.token().await, api.token().await);
     let listing = api.create(&a, camry()).await;
     let id = listing["id"].as_str().unwrap();
     let events_before = api.events().await;
@@ -423,16 +350,17 @@ async fn a_workspace_can_neither_read_nor_change_another_workspaces_listing(back
 
 async fn a_retried_create_with_the_same_idempotency_key_creates_one_listing(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
+    let base = api.events().await;
     let input = json!({ "title": "Retried", "idempotencyKey": "form-7f3a" });
     let first = api.create(&token, input.clone()).await;
     let second = api.create(&token, input).await;
     assert_eq!(first["id"], second["id"]);
-    assert_eq!(api.events().await, 1);
+    assert_eq!(api.events().await - base, 1);
     // The same key in another workspace is another listing.
     let other = api
         .create(
-            &api.token(WorkspaceId(Uuid::now_v7())),
+            &api.token().await,
             json!({ "title": "Retried", "idempotencyKey": "form-7f3a" }),
         )
         .await;
@@ -442,7 +370,7 @@ async fn a_retried_create_with_the_same_idempotency_key_creates_one_listing(back
 
 async fn an_update_keeps_absent_fields_and_clears_null_ones(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
     let mut input = camry();
     input["status"] = json!("DRAFT");
     let id = api.create(&token, input).await["id"]
@@ -474,7 +402,7 @@ async fn an_update_keeps_absent_fields_and_clears_null_ones(backend: Backend) {
 
 async fn deep_health_reports_each_projection_and_its_lag(backend: Backend) {
     let api = Api::new(backend).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
     api.create(&token, camry()).await;
     let response = api
         .router
@@ -494,49 +422,49 @@ async fn deep_health_reports_each_projection_and_its_lag(backend: Backend) {
 }
 
 #[tokio::test]
-async fn missing_malformed_tampered_and_expired_tokens_are_unauthenticated() {
+async fn malformed_tampered_foreign_and_expired_tokens_are_unauthenticated() {
     let api = Api::new(Backend::Sqlite).await;
-    let workspace = WorkspaceId(Uuid::now_v7());
-    let valid = api.token(workspace);
-    let expired = api
-        .keys
-        .issue(
-            workspace,
-            UserId(Uuid::now_v7()),
-            Role::Admin,
-            Duration::hours(-1),
-        )
-        .unwrap();
-    let foreign = TokenKeys::new(&SecretString::from("another".to_string()))
-        .issue(
-            workspace,
-            UserId(Uuid::now_v7()),
-            Role::Admin,
-            Duration::hours(1),
-        )
+    let dealer = api.dealer("token-checks").await;
+    let valid = dealer.token.clone();
+    let claims = AccessToken {
+        workspace_id: dealer.id,
+        user_id: dealer.owner,
+        role: Role::Owner,
+        session_id: Uuid::now_v7(),
+    };
+    let (expired, _) = api.keys.issue(claims, Duration::hours(-1)).unwrap();
+    let (foreign, _) = TokenKeys::new(&SecretString::from("another-secret-".repeat(4)))
+        .issue(claims, Duration::hours(1))
         .unwrap();
     let tampered = format!("{}x", &valid[..valid.len() - 1]);
     let query = || Body::from(json!({ "query": "{ listings { totalCount } }" }).to_string());
     for authorization in [
-        None,
-        Some("Token abc".to_string()),
-        Some(format!("Bearer {expired}")),
-        Some(format!("Bearer {foreign}")),
-        Some(format!("Bearer {tampered}")),
+        "Token abc".to_string(),
+        format!("Bearer {expired}"),
+        format!("Bearer {foreign}"),
+        format!("Bearer {tampered}"),
+        "Bearer cartie_at_0000000000000000000000000000000a_forged".to_string(),
     ] {
-        let (status, body) = api.post(authorization.as_deref(), query()).await;
+        let (status, body) = api.post(Some(&authorization), query()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
         assert_eq!(code(&body), "UNAUTHENTICATED");
     }
-    let (status, _) = api.post(Some(&format!("Bearer {valid}")), query()).await;
+    // Without a token the request runs anonymously: only public operations answer.
+    let (status, body) = api.post(None, query()).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(code(&body), "UNAUTHENTICATED");
+    assert!(body["data"].is_null(), "{body}");
+    let (status, body) = api.post(Some(&format!("Bearer {valid}")), query()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body["errors"].is_null(), "{body}");
     api.shutdown().await;
 }
 
 #[tokio::test]
 async fn oversized_bodies_and_overdeep_or_overcomplex_queries_are_refused_before_execution() {
     let api = Api::new(Backend::Sqlite).await;
-    let token = api.token(WorkspaceId(Uuid::now_v7()));
+    let token = api.token().await;
+    let base = api.events().await;
     let huge = json!({ "query": "mutation { createListing(input: { title: \"big\" }) { id } }", "variables": { "pad": "x".repeat(1024 * 1024) } }).to_string();
     // Streamed (no Content-Length) and announced: both 413.
     let (status, _) = api
@@ -602,7 +530,7 @@ async fn oversized_bodies_and_overdeep_or_overcomplex_queries_are_refused_before
         .gql(&token, &format!("mutation {{ {creates} }}"), json!({}))
         .await;
     assert_eq!(code(&response), "VALIDATION", "{response}");
-    assert_eq!(api.events().await, 0, "nothing refused was executed");
+    assert_eq!(api.events().await - base, 0, "nothing refused was executed");
     api.shutdown().await;
 }
 

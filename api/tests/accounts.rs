@@ -1,0 +1,811 @@
+//! Accounts, sign-in, sessions, API tokens, roles, secrets and seeds through the GraphQL
+//! API, and the isolation matrix: every operation of the schema, tried by one workspace on
+//! another's objects.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use cartie_api::access::POLICY;
+use cartie_api::accounts::Throttle;
+use cartie_api::seed;
+use cartie_domain::member::Role;
+use cartie_store::Backend;
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use support::{code, field, ok, Api, Dealer, PASSWORD};
+
+cartie_store::on_both_backends!(
+    sign_in_refresh_rotation_and_sign_out,
+    a_disabled_member_and_a_revoked_api_token_stop_working_at_once,
+    roles_gate_administration_but_every_member_uses_every_module,
+    the_isolation_matrix_covers_every_operation_of_the_schema,
+    seeds_are_idempotent,
+);
+
+const SIGN_IN: &str = "mutation($email: String!, $password: String!, $workspace: String) { \
+    signIn(email: $email, password: $password, workspace: $workspace) { \
+    accessToken accessTokenExpiresAt refreshToken role workspace { id slug } } }";
+
+const REFRESH: &str = "mutation($token: String!) { refreshSession(refreshToken: $token) { \
+    accessToken refreshToken role } }";
+
+const ME: &str = "{ me { user { email } role platformAdmin workspace { slug } workspaces { slug role disabled } } }";
+
+async fn sign_in(api: &Api, email: &str, password: &str, workspace: Option<&str>) -> Value {
+    api.anonymous(
+        SIGN_IN,
+        json!({ "email": email, "password": password, "workspace": workspace }),
+    )
+    .await
+}
+
+fn slug() -> String {
+    format!("ws-{}", &uuid::Uuid::now_v7().simple().to_string()[20..])
+}
+
+async fn sign_in_refresh_rotation_and_sign_out(backend: Backend) {
+    let api = Api::new(backend).await;
+    let dealer = api.dealer(&slug()).await;
+    let signed = ok(sign_in(&api, &dealer.owner_email, PASSWORD, None).await)["signIn"].clone();
+    assert_eq!(signed["role"], "OWNER");
+    assert_eq!(signed["workspace"]["slug"], dealer.slug.as_str());
+    let access = signed["accessToken"].as_str().unwrap().to_string();
+    let refresh = signed["refreshToken"].as_str().unwrap().to_string();
+
+    let me = ok(api.gql(&access, ME, json!({})).await);
+    assert_eq!(me["me"]["user"]["email"], dealer.owner_email.as_str());
+    assert_eq!(me["me"]["workspaces"][0]["role"], "OWNER");
+    assert_eq!(me["me"]["platformAdmin"], false);
+
+    // A refresh token works once; the new one works; the old one, presented again, ends
+    // the session (someone holds a copy), so even the newest tokens stop working.
+    // Clients often still send the expired access token when refreshing: public
+    // operations ignore it.
+    let (stale, _) = api
+        .keys
+        .issue(
+            cartie_api::auth::AccessToken {
+                workspace_id: dealer.id,
+                user_id: dealer.owner,
+                role: cartie_api::auth::Role::Owner,
+                session_id: uuid::Uuid::now_v7(),
+            },
+            chrono::Duration::hours(-1),
+        )
+        .unwrap();
+    let rotated =
+        ok(api.gql(&stale, REFRESH, json!({ "token": refresh })).await)["refreshSession"].clone();
+    let second_refresh = rotated["refreshToken"].as_str().unwrap().to_string();
+    assert_ne!(second_refresh, refresh);
+    let second_access = rotated["accessToken"].as_str().unwrap().to_string();
+    ok(api.gql(&second_access, ME, json!({})).await);
+    let reused = api.anonymous(REFRESH, json!({ "token": refresh })).await;
+    assert_eq!(code(&reused), "UNAUTHENTICATED");
+    let after_reuse = api
+        .anonymous(REFRESH, json!({ "token": second_refresh }))
+        .await;
+    assert_eq!(
+        code(&after_reuse),
+        "UNAUTHENTICATED",
+        "the session ended on reuse"
+    );
+    let (status, _) = api.request(Some(&second_access), ME, json!({})).await;
+    assert_eq!(
+        status.as_u16(),
+        401,
+        "access tokens of an ended session stop working"
+    );
+
+    // Signing out ends the session at once, access token included.
+    let fresh = ok(sign_in(&api, &dealer.owner_email, PASSWORD, None).await)["signIn"].clone();
+    let fresh_access = fresh["accessToken"].as_str().unwrap();
+    let fresh_refresh = fresh["refreshToken"].as_str().unwrap();
+    let out = ok(api
+        .gql(
+            fresh_access,
+            "mutation($t: String) { signOut(refreshToken: $t) }",
+            json!({ "t": fresh_refresh }),
+        )
+        .await);
+    assert_eq!(out["signOut"], true);
+    let (status, body) = api.request(Some(fresh_access), ME, json!({})).await;
+    assert_eq!(status.as_u16(), 401, "{body}");
+    assert_eq!(
+        code(
+            &api.anonymous(REFRESH, json!({ "token": fresh_refresh }))
+                .await
+        ),
+        "UNAUTHENTICATED"
+    );
+
+    // Wrong password and unknown e-mail: the same answer.
+    let wrong = sign_in(&api, &dealer.owner_email, "not-the-password-1", None).await;
+    let unknown = sign_in(&api, "nobody@nowhere.example", "not-the-password-1", None).await;
+    assert_eq!(code(&wrong), "UNAUTHENTICATED");
+    assert_eq!(
+        wrong["errors"][0]["message"],
+        unknown["errors"][0]["message"]
+    );
+    assert_eq!(code(&unknown), "UNAUTHENTICATED");
+    // A workspace the person does not belong to.
+    let other = api.dealer(&slug()).await;
+    let foreign = sign_in(&api, &dealer.owner_email, PASSWORD, Some(&other.slug)).await;
+    assert_eq!(code(&foreign), "FORBIDDEN");
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_e_mails_and_wrong_passwords_take_the_same_time() {
+    let api = Api::with_throttle(
+        Backend::Sqlite,
+        Throttle::new(
+            1000,
+            Duration::from_millis(1),
+            1000,
+            Duration::from_millis(1),
+        ),
+    )
+    .await;
+    let dealer = api.dealer("timing-motors").await;
+    let mut known = Vec::new();
+    let mut unknown = Vec::new();
+    for round in 0..7 {
+        let started = Instant::now();
+        let response = sign_in(&api, &dealer.owner_email, "wrong-password-123", None).await;
+        known.push(started.elapsed());
+        assert_eq!(code(&response), "UNAUTHENTICATED");
+        let started = Instant::now();
+        let response = sign_in(
+            &api,
+            &format!("ghost{round}@nowhere.example"),
+            "wrong-password-123",
+            None,
+        )
+        .await;
+        unknown.push(started.elapsed());
+        assert_eq!(code(&response), "UNAUTHENTICATED");
+    }
+    known.sort();
+    unknown.sort();
+    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
+    // Both answers verify one argon2id hash: medians within a factor of two, where a
+    // shortcut for unknown e-mails would be orders of magnitude faster.
+    assert!(u > k / 2.0 && u < k * 2.0, "known {k:.4}s, unknown {u:.4}s");
+    api.shutdown().await;
+}
+
+#[tokio::test]
+async fn repeated_attempts_are_throttled_per_e_mail_and_per_client_address() {
+    let api = Api::with_throttle(
+        Backend::Sqlite,
+        Throttle::new(3, Duration::from_secs(60), 5, Duration::from_secs(60)),
+    )
+    .await;
+    let dealer = api.dealer("throttle-motors").await;
+    for _ in 0..3 {
+        let response = sign_in(&api, &dealer.owner_email, "wrong-password-123", None).await;
+        assert_eq!(code(&response), "UNAUTHENTICATED");
+    }
+    // The right password no longer helps for a while.
+    let limited = sign_in(&api, &dealer.owner_email, PASSWORD, None).await;
+    assert_eq!(code(&limited), "RATE_LIMITED", "{limited}");
+    assert!(
+        limited["errors"][0]["extensions"]["retryAfterSeconds"]
+            .as_u64()
+            .unwrap()
+            >= 1
+    );
+
+    // One client address trying many e-mails.
+    let client: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+    let mut codes = Vec::new();
+    for n in 0..6 {
+        let body = json!({ "query": SIGN_IN, "variables": { "email": format!("guess{n}@x.example"), "password": "wrong-password-123" } });
+        let (_, response) = api
+            .post_from(None, axum::body::Body::from(body.to_string()), Some(client))
+            .await;
+        codes.push(code(&response).to_string());
+    }
+    assert_eq!(codes[..5], ["UNAUTHENTICATED"; 5]);
+    assert_eq!(codes[5], "RATE_LIMITED");
+    // Another address is not affected.
+    let other: SocketAddr = "198.51.100.9:40000".parse().unwrap();
+    let body = json!({ "query": SIGN_IN, "variables": { "email": "guess@x.example", "password": "wrong-password-123" } });
+    let (_, response) = api
+        .post_from(None, axum::body::Body::from(body.to_string()), Some(other))
+        .await;
+    assert_eq!(code(&response), "UNAUTHENTICATED");
+    api.shutdown().await;
+}
+
+async fn a_disabled_member_and_a_revoked_api_token_stop_working_at_once(backend: Backend) {
+    let api = Api::new(backend).await;
+    let dealer = api.dealer(&slug()).await;
+    let colleague = api
+        .person(dealer.id, "colleague@motors.example", Role::Member)
+        .await;
+    let colleague_token = api.session(colleague, dealer.id).await;
+    ok(api
+        .gql(&colleague_token, "{ listings { totalCount } }", json!({}))
+        .await);
+
+    let disabled = ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { disableMember(memberId: $id) { disabled } }",
+            json!({ "id": colleague.to_string() }),
+        )
+        .await);
+    assert_eq!(disabled["disableMember"]["disabled"], true);
+    let (status, body) = api
+        .request(
+            Some(&colleague_token),
+            "{ listings { totalCount } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status.as_u16(), 401, "{body}");
+    let again = sign_in(&api, "colleague@motors.example", PASSWORD, None).await;
+    assert_eq!(code(&again), "FORBIDDEN", "no active workspace: {again}");
+    ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { enableMember(memberId: $id) { disabled } }",
+            json!({ "id": colleague.to_string() }),
+        )
+        .await);
+    ok(api
+        .gql(&colleague_token, "{ listings { totalCount } }", json!({}))
+        .await);
+
+    // API tokens: shown once, stored as a hash, listed with last use, revocable.
+    let created = ok(api
+        .gql(
+            &dealer.token,
+            "mutation { createApiToken(name: \"CRM sync\", role: ADMIN) { token apiToken { id name role createdBy revokedAt } } }",
+            json!({}),
+        )
+        .await)["createApiToken"]
+        .clone();
+    let token = created["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("cartie_at_"));
+    assert_eq!(created["apiToken"]["role"], "ADMIN");
+    assert_eq!(
+        created["apiToken"]["createdBy"],
+        format!("user:{}", dealer.owner).as_str()
+    );
+    let listed = ok(api
+        .gql(&token, "{ apiTokens { id name lastUsedAt } }", json!({}))
+        .await);
+    assert_eq!(listed["apiTokens"][0]["name"], "CRM sync");
+    assert!(listed["apiTokens"][0]["lastUsedAt"].is_string(), "{listed}");
+    assert!(
+        !listed.to_string().contains(&token[20..]),
+        "the secret is never listed"
+    );
+    let me = api.gql(&token, ME, json!({})).await;
+    assert_eq!(code(&me), "FORBIDDEN", "an API token is not a person");
+    let revoked = ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }",
+            json!({ "id": created["apiToken"]["id"] }),
+        )
+        .await);
+    assert!(revoked["revokeApiToken"]["revokedAt"].is_string());
+    let (status, body) = api
+        .request(Some(&token), "{ listings { totalCount } }", json!({}))
+        .await;
+    assert_eq!(status.as_u16(), 401, "{body}");
+
+    // Nothing secret reached the log.
+    let log = cartie_store::EventLog::new(api.test.db.clone());
+    let events = log
+        .read_after(cartie_store::LogPosition::default(), 10_000)
+        .await
+        .unwrap();
+    let everything: String = events
+        .iter()
+        .map(|e| format!("{} {}", e.payload_json, e.metadata_json))
+        .collect();
+    assert!(!everything.contains(&token[20..]));
+    assert!(!everything.contains(PASSWORD));
+    assert!(!everything.contains("$argon2"));
+    api.shutdown().await;
+}
+
+async fn roles_gate_administration_but_every_member_uses_every_module(backend: Backend) {
+    let api = Api::new(backend).await;
+    let dealer = api.dealer(&slug()).await;
+    let member = api
+        .person(dealer.id, "member@motors.example", Role::Member)
+        .await;
+    let member_token = api.session(member, dealer.id).await;
+    let admin = api
+        .person(dealer.id, "admin@motors.example", Role::Admin)
+        .await;
+    let admin_token = api.session(admin, dealer.id).await;
+
+    // Members use every module: inventory writes included.
+    ok(api
+        .gql(
+            &member_token,
+            "mutation { createListing(input: { title: \"Skoda Octavia\" }) { id } }",
+            json!({}),
+        )
+        .await);
+    // But not administration.
+    for query in [
+        "mutation { renameWorkspace(name: \"Mine\") { name } }",
+        "mutation { createApiToken(name: \"x\") { token } }",
+        "{ apiTokens { id } }",
+        "mutation { inviteMember(input: { email: \"x@y.example\", name: \"X\" }) { invitationToken } }",
+    ] {
+        assert_eq!(code(&api.gql(&member_token, query, json!({})).await), "FORBIDDEN", "{query}");
+    }
+    // Admins administer, but only owners touch owners.
+    let renamed = ok(api
+        .gql(
+            &admin_token,
+            "mutation { renameWorkspace(name: \"Kyiv Motors\") { name } }",
+            json!({}),
+        )
+        .await);
+    assert_eq!(renamed["renameWorkspace"]["name"], "Kyiv Motors");
+    let promote = api
+        .gql(
+            &admin_token,
+            "mutation($id: ID!) { changeMemberRole(memberId: $id, role: OWNER) { role } }",
+            json!({ "id": member.to_string() }),
+        )
+        .await;
+    assert_eq!(code(&promote), "FORBIDDEN");
+    let demote_owner = api
+        .gql(
+            &admin_token,
+            "mutation($id: ID!) { disableMember(memberId: $id) { disabled } }",
+            json!({ "id": dealer.owner.to_string() }),
+        )
+        .await;
+    assert_eq!(code(&demote_owner), "FORBIDDEN");
+    // The last owner cannot leave the workspace ownerless.
+    let last = api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { changeMemberRole(memberId: $id, role: ADMIN) { role } }",
+            json!({ "id": dealer.owner.to_string() }),
+        )
+        .await;
+    assert_eq!(code(&last), "CONFLICT", "{last}");
+    // A role change applies to existing sessions at once.
+    ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { changeMemberRole(memberId: $id, role: ADMIN) { role } }",
+            json!({ "id": member.to_string() }),
+        )
+        .await);
+    ok(api
+        .gql(&member_token, "{ apiTokens { id } }", json!({}))
+        .await);
+
+    // Secrets: set, listed as set, never shown; bad names refused naming the field.
+    let set = ok(api
+        .gql(
+            &admin_token,
+            "mutation { setIntegrationSecret(name: \"crm.api_key\", value: \"s3cr3t-value-123\") { name set updatedAt } }",
+            json!({}),
+        )
+        .await);
+    assert_eq!(set["setIntegrationSecret"]["set"], true);
+    let shown = ok(api
+        .gql(
+            &admin_token,
+            "{ workspace { secrets { name set } } }",
+            json!({}),
+        )
+        .await);
+    assert_eq!(
+        shown["workspace"]["secrets"],
+        json!([{ "name": "crm.api_key", "set": true }])
+    );
+    let from_member = api
+        .gql(
+            &api.session(
+                api.person(dealer.id, "m2@motors.example", Role::Member)
+                    .await,
+                dealer.id,
+            )
+            .await,
+            "{ workspace { name secrets { name } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&from_member), "FORBIDDEN");
+    assert!(
+        from_member["data"]["workspace"]["name"].is_string(),
+        "{from_member}"
+    );
+    assert!(from_member["data"]["workspace"]["secrets"].is_null());
+    let bad = api
+        .gql(
+            &admin_token,
+            "mutation { setIntegrationSecret(name: \"Bad Name\", value: \"v\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!((code(&bad), field(&bad)), ("VALIDATION", "name"));
+    let sealed = cartie_projections::directory::queries::sealed_secret(
+        &api.test.db,
+        dealer.id.0,
+        "crm.api_key",
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!sealed.contains("s3cr3t"));
+    let opened = api
+        .services()
+        .secret_key
+        .open(
+            dealer.id,
+            &cartie_domain::workspace::SecretName::parse("n", "crm.api_key").unwrap(),
+            &cartie_domain::workspace::SealedSecret(sealed),
+        )
+        .unwrap();
+    assert_eq!(opened.expose_secret(), "s3cr3t-value-123");
+
+    // Settings: a bad time zone names the field; a good one applies.
+    let bad_tz = api
+        .gql(
+            &admin_token,
+            "mutation { changeWorkspaceSettings(input: { timeZone: \"Mars/Base\" }) { timeZone } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!((code(&bad_tz), field(&bad_tz)), ("VALIDATION", "timeZone"));
+    let tz = ok(api
+        .gql(&admin_token, "mutation { changeWorkspaceSettings(input: { timeZone: \"Europe/Warsaw\", defaultCurrency: PLN }) { timeZone defaultCurrency } }", json!({}))
+        .await);
+    assert_eq!(
+        tz["changeWorkspaceSettings"],
+        json!({ "timeZone": "Europe/Warsaw", "defaultCurrency": "PLN" })
+    );
+
+    // Invitations: weak passwords are refused with a reason; a strong one signs in.
+    let invited = ok(api
+        .gql(
+            &admin_token,
+            "mutation { inviteMember(input: { email: \"New.Hire@Motors.example\", name: \"Taras\" }) { invitationToken member { email role } } }",
+            json!({}),
+        )
+        .await)["inviteMember"]
+        .clone();
+    assert_eq!(invited["member"]["email"], "new.hire@motors.example");
+    let invitation = invited["invitationToken"].as_str().unwrap();
+    let accept = "mutation($t: String!, $p: String!) { acceptInvitation(token: $t, password: $p) { accessToken role } }";
+    let weak = api
+        .anonymous(accept, json!({ "t": invitation, "p": "password1234" }))
+        .await;
+    assert_eq!((code(&weak), field(&weak)), ("VALIDATION", "password"));
+    assert!(
+        weak["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("weak"),
+        "{weak}"
+    );
+    let accepted = ok(api
+        .anonymous(
+            accept,
+            json!({ "t": invitation, "p": "harbour-cobalt-violin-58" }),
+        )
+        .await);
+    assert_eq!(accepted["acceptInvitation"]["role"], "MEMBER");
+    let reused = api
+        .anonymous(
+            accept,
+            json!({ "t": invitation, "p": "harbour-cobalt-violin-58" }),
+        )
+        .await;
+    assert_eq!(code(&reused), "VALIDATION", "an invitation works once");
+
+    // Changing a password checks the current one and ends the other sessions.
+    let second_session = api.session(admin, dealer.id).await;
+    let wrong = api
+        .gql(
+            &admin_token,
+            "mutation { changePassword(currentPassword: \"nope-nope-nope\", newPassword: \"x\") }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (code(&wrong), field(&wrong)),
+        ("VALIDATION", "currentPassword")
+    );
+    ok(api
+        .gql(
+            &admin_token,
+            "mutation($c: String!) { changePassword(currentPassword: $c, newPassword: \"quartz-meadow-falcon-33\") }",
+            json!({ "c": PASSWORD }),
+        )
+        .await);
+    let (status, _) = api.request(Some(&second_session), ME, json!({})).await;
+    assert_eq!(status.as_u16(), 401);
+    ok(api.gql(&admin_token, ME, json!({})).await);
+    ok(sign_in(
+        &api,
+        "admin@motors.example",
+        "quartz-meadow-falcon-33",
+        None,
+    )
+    .await);
+    api.shutdown().await;
+}
+
+/// A's objects, as A sees them: must be the same after B tried everything.
+async fn snapshot(api: &Api, a: &Dealer) -> Value {
+    ok(api
+        .gql(
+            &a.token,
+            "{ workspace { name defaultCurrency timeZone secrets { name updatedAt } } \
+             members { id role disabled } apiTokens { id revokedAt } \
+             listings { totalCount edges { node { id version status } } } }",
+            json!({}),
+        )
+        .await)
+}
+
+/// How the isolation matrix tries an operation from workspace B.
+enum Case {
+    /// Names one of A's objects: refused as NOT_FOUND (or FORBIDDEN).
+    Targets(&'static str),
+    /// Acts on the caller's own workspace: answers without any of A's identifiers.
+    OwnWorkspace(&'static str),
+    /// Public (signing in and the like): cannot reach A without A's secrets.
+    Public(&'static str, &'static [&'static str]),
+    /// Platform administration: refused as FORBIDDEN.
+    Platform(&'static str),
+}
+
+fn matrix() -> Vec<(&'static str, Case)> {
+    use Case::*;
+    vec![
+        ("listings", OwnWorkspace("{ listings { totalCount edges { node { id title } } } }")),
+        ("listing", Targets("query($listing: ID!) { listing(id: $listing) { id } }")),
+        ("createListing", OwnWorkspace("mutation { createListing(input: { title: \"B's car\" }) { id } }")),
+        ("updateListing", Targets("mutation($listing: ID!) { updateListing(input: { id: $listing, title: \"taken\" }) { id } }")),
+        ("changeListingPrice", Targets("mutation($listing: ID!) { changeListingPrice(input: { id: $listing, price: { amountMinor: 1, currency: USD } }) { id } }")),
+        ("changeListingStatus", Targets("mutation($listing: ID!) { changeListingStatus(input: { id: $listing, status: ARCHIVED }) { id } }")),
+        ("setListingPhotos", Targets("mutation($listing: ID!) { setListingPhotos(input: { id: $listing, photos: [] }) { id } }")),
+        ("signIn", Public("mutation($bEmail: String!, $password: String!, $aSlug: String!) { signIn(email: $bEmail, password: $password, workspace: $aSlug) { accessToken } }", &["FORBIDDEN"])),
+        ("refreshSession", Public("mutation { refreshSession(refreshToken: \"cartie_rt_0000000000000000000000000000000a_forged\") { accessToken } }", &["UNAUTHENTICATED"])),
+        ("acceptInvitation", Public("mutation { acceptInvitation(token: \"cartie_inv_0000000000000000000000000000000a_forged\", password: \"harbour-cobalt-violin-58\") { accessToken } }", &["VALIDATION"])),
+        ("me", OwnWorkspace("{ me { user { id email } workspace { id slug } workspaces { workspaceId slug } } }")),
+        ("switchWorkspace", Targets("mutation($aSlug: String!) { switchWorkspace(workspace: $aSlug) { accessToken } }")),
+        ("changePassword", OwnWorkspace("mutation { changePassword(currentPassword: \"wrong-wrong-wrong\", newPassword: \"quartz-meadow-falcon-33\") }")),
+        ("workspace", OwnWorkspace("{ workspace { id slug name secrets { name } } }")),
+        ("members", OwnWorkspace("{ members { id email } }")),
+        ("apiTokens", OwnWorkspace("{ apiTokens { id name } }")),
+        ("renameWorkspace", OwnWorkspace("mutation { renameWorkspace(name: \"B renamed\") { id name } }")),
+        ("changeWorkspaceSettings", OwnWorkspace("mutation { changeWorkspaceSettings(input: { defaultCurrency: GBP }) { id } }")),
+        ("setIntegrationSecret", OwnWorkspace("mutation { setIntegrationSecret(name: \"crm.api_key\", value: \"b-value\") { name } }")),
+        ("clearIntegrationSecret", OwnWorkspace("mutation { clearIntegrationSecret(name: \"crm.api_key\") }")),
+        ("inviteMember", OwnWorkspace("mutation { inviteMember(input: { email: \"b-hire@b.example\", name: \"B hire\" }) { member { id } } }")),
+        ("changeMemberRole", Targets("mutation($member: ID!) { changeMemberRole(memberId: $member, role: MEMBER) { id } }")),
+        ("disableMember", Targets("mutation($member: ID!) { disableMember(memberId: $member) { id } }")),
+        ("enableMember", Targets("mutation($member: ID!) { enableMember(memberId: $member) { id } }")),
+        ("createApiToken", OwnWorkspace("mutation { createApiToken(name: \"B bot\") { apiToken { id } } }")),
+        ("revokeApiToken", Targets("mutation($token: ID!) { revokeApiToken(id: $token) { id } }")),
+        ("platformWorkspaces", Platform("{ platformWorkspaces { id slug } }")),
+        ("createWorkspace", Platform("mutation { createWorkspace(input: { name: \"X\", slug: \"x-motors\", defaultCurrency: USD, timeZone: \"Europe/Kyiv\", ownerEmail: \"x@x.example\", ownerName: \"X\" }) { workspace { id } } }")),
+        // Last: it ends the caller's own session.
+        ("signOut", OwnWorkspace("mutation { signOut }")),
+    ]
+}
+
+async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Backend) {
+    let api = Api::new(backend).await;
+    // The operations the schema serves, and the access policy, agree.
+    let schema = ok(api
+        .anonymous(
+            "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+            json!({}),
+        )
+        .await);
+    let mut operations = BTreeSet::new();
+    for (root, kind) in [("Query", "queryType"), ("Mutation", "mutationType")] {
+        for f in schema["__schema"][kind]["fields"].as_array().unwrap() {
+            operations.insert((root, f["name"].as_str().unwrap().to_string()));
+        }
+    }
+    let policy: BTreeSet<_> = POLICY.iter().map(|(r, f, _)| (*r, f.to_string())).collect();
+    assert_eq!(
+        operations, policy,
+        "every operation is in the access policy, and only those"
+    );
+    let matrix = matrix();
+    for (_, operation) in &operations {
+        assert!(
+            matrix.iter().any(|(name, _)| name == operation),
+            "operation `{operation}` is not classified in the isolation matrix"
+        );
+    }
+
+    // Workspace A with one of everything.
+    let a = api.dealer(&slug()).await;
+    let colleague = api
+        .person(a.id, &format!("colleague@{}.example", a.slug), Role::Member)
+        .await;
+    let listing = ok(api
+        .gql(
+            &a.token,
+            "mutation { createListing(input: { title: \"A's Camry\" }) { id } }",
+            json!({}),
+        )
+        .await)["createListing"]["id"]
+        .clone();
+    let token_id = ok(api
+        .gql(
+            &a.token,
+            "mutation { createApiToken(name: \"A bot\") { apiToken { id } } }",
+            json!({}),
+        )
+        .await)["createApiToken"]["apiToken"]["id"]
+        .clone();
+    ok(api
+        .gql(
+            &a.token,
+            "mutation { setIntegrationSecret(name: \"crm.api_key\", value: \"a-value\") { name } }",
+            json!({}),
+        )
+        .await);
+    let before = snapshot(&api, &a).await;
+
+    // Workspace B's owner, and B's admin API token.
+    let b = api.dealer(&slug()).await;
+    let b_bot = ok(api
+        .gql(
+            &b.token,
+            "mutation { createApiToken(name: \"B admin bot\", role: ADMIN) { token } }",
+            json!({}),
+        )
+        .await)["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let variables = json!({
+        "listing": listing, "member": colleague.to_string(), "token": token_id,
+        "aSlug": a.slug, "bEmail": b.owner_email, "password": PASSWORD,
+    });
+    let a_identifiers = [
+        a.id.to_string(),
+        a.slug.clone(),
+        listing.as_str().unwrap().to_string(),
+        colleague.to_string(),
+        token_id.as_str().unwrap().to_string(),
+        a.owner_email.clone(),
+    ];
+    for caller in [&b.token, &b_bot] {
+        for (operation, case) in &matrix {
+            let (query, expected): (&str, &[&str]) = match case {
+                Case::Targets(q) => (q, &["NOT_FOUND", "FORBIDDEN"]),
+                Case::Platform(q) => (q, &["FORBIDDEN"]),
+                Case::Public(q, codes) => (q, codes),
+                Case::OwnWorkspace(q) => (q, &[]),
+            };
+            let response = api.gql(caller, query, variables.clone()).await;
+            if expected.is_empty() {
+                let text = response.to_string();
+                for id in &a_identifiers {
+                    assert!(
+                        !text.contains(id.as_str()),
+                        "`{operation}` showed A's {id}: {text}"
+                    );
+                }
+            } else {
+                let got = code(&response);
+                assert!(
+                    expected.contains(&got),
+                    "`{operation}` from B answered {got}: {response}"
+                );
+            }
+        }
+    }
+    assert_eq!(snapshot(&api, &a).await, before, "A is untouched");
+    api.shutdown().await;
+}
+
+async fn seeds_are_idempotent(backend: Backend) {
+    let api = Api::new(backend).await;
+    let services = api.services();
+    let email = "admin@platform.example";
+    let password = SecretString::from("granite-lantern-meadow-42".to_string());
+    let weak = seed::platform(
+        services,
+        Some(email),
+        Some(&SecretString::from("password".to_string())),
+    )
+    .await;
+    assert!(matches!(
+        weak,
+        Err(seed::SeedError::Invalid {
+            setting: "CARTIE_ADMIN_PASSWORD",
+            ..
+        })
+    ));
+    let missing = seed::platform(services, None, Some(&password)).await;
+    assert!(matches!(
+        missing,
+        Err(seed::SeedError::Missing("CARTIE_ADMIN_EMAIL"))
+    ));
+
+    let mut report = seed::platform(services, Some(email), Some(&password))
+        .await
+        .unwrap();
+    seed::demo(services, None, &mut report).await.unwrap();
+    let demo_password = report
+        .generated_demo_password
+        .clone()
+        .expect("generated once");
+    let events = api.events().await;
+    assert!(
+        events > 24,
+        "workspaces, members and sample listings: {events}"
+    );
+
+    let mut again = seed::platform(services, Some(email), Some(&password))
+        .await
+        .unwrap();
+    seed::demo(services, None, &mut again).await.unwrap();
+    assert_eq!(api.events().await, events, "a second run emits no event");
+    assert!(again.generated_demo_password.is_none());
+
+    // The administrator administers the platform; the demo owner sees the sample inventory.
+    let admin = ok(sign_in(&api, email, password.expose_secret(), None).await)["signIn"]
+        ["accessToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let workspaces = ok(api
+        .gql(
+            &admin,
+            "{ platformWorkspaces { slug } me { platformAdmin } }",
+            json!({}),
+        )
+        .await);
+    assert_eq!(workspaces["me"]["platformAdmin"], true);
+    assert_eq!(
+        workspaces["platformWorkspaces"],
+        json!([{ "slug": "demo-motors" }, { "slug": "platform" }])
+    );
+    // Looking into the demo workspace: read-only.
+    let look = ok(api
+        .gql(
+            &admin,
+            "mutation { switchWorkspace(workspace: \"demo-motors\") { accessToken role } }",
+            json!({}),
+        )
+        .await);
+    assert_eq!(look["switchWorkspace"]["role"], "SUPERADMIN");
+    let viewer = look["switchWorkspace"]["accessToken"].as_str().unwrap();
+    let seen = ok(api
+        .gql(viewer, "{ listings { totalCount } }", json!({}))
+        .await);
+    assert_eq!(seen["listings"]["totalCount"], 24);
+    let write = api
+        .gql(
+            viewer,
+            "mutation { createListing(input: { title: \"x\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(code(&write), "FORBIDDEN");
+
+    let demo = ok(sign_in(&api, seed::DEMO_EMAIL, demo_password.expose_secret(), None).await);
+    assert_eq!(demo["signIn"]["workspace"]["slug"], "demo-motors");
+    api.shutdown().await;
+}
