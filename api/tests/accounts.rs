@@ -807,5 +807,29 @@ async fn seeds_are_idempotent(backend: Backend) {
 
     let demo = ok(sign_in(&api, seed::DEMO_EMAIL, demo_password.expose_secret(), None).await);
     assert_eq!(demo["signIn"]["workspace"]["slug"], "demo-motors");
+
+    // The Directory rebuilt from the log is the Directory projected as events came.
+    let demo_token = demo["signIn"]["accessToken"].as_str().unwrap();
+    let view = "{ workspace { name timeZone defaultCurrency } members { id email role disabled } \
+                me { workspaces { slug role disabled } } }";
+    let before = ok(api.gql(demo_token, view, json!({})).await);
+    let admin_view = ok(api
+        .gql(&admin, "{ platformWorkspaces { id slug name } }", json!({}))
+        .await);
+    cartie_projections::rebuild(
+        &api.test.db,
+        &cartie_projections::directory::DirectoryProjector,
+        7,
+        |_| {},
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok(api.gql(demo_token, view, json!({})).await), before);
+    assert_eq!(
+        ok(api
+            .gql(&admin, "{ platformWorkspaces { id slug name } }", json!({}))
+            .await),
+        admin_view
+    );
     api.shutdown().await;
 }
