@@ -2,8 +2,7 @@
 //! token's secret is shown once at creation and kept only as a hash by the credential
 //! store; the log records that the token exists and when it was revoked.
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Command;
@@ -100,26 +99,17 @@ impl ApiToken {
     }
 }
 
-impl Aggregate for ApiToken {
-    const TYPE: &'static str = "ApiToken";
-    type Command = Command<ApiTokenCommand>;
-    type Event = ApiTokenEvent;
-    type Error = ApiTokenError;
-    type Services = ();
+crate::decided_aggregate!(
+    ApiToken,
+    "ApiToken",
+    ApiTokenCommand,
+    ApiTokenEvent,
+    ApiTokenError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl ApiToken {
+    /// Applies one of its events to the state.
+    fn evolve(&mut self, event: ApiTokenEvent) {
         match event {
             ApiTokenEvent::ApiTokenCreated { workspace_id, .. } => {
                 self.workspace_id = Some(workspace_id)

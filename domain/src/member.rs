@@ -8,8 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Command;
@@ -285,26 +284,11 @@ impl Member {
     }
 }
 
-impl Aggregate for Member {
-    const TYPE: &'static str = "Member";
-    type Command = Command<MemberCommand>;
-    type Event = MemberEvent;
-    type Error = MemberError;
-    type Services = ();
+crate::decided_aggregate!(Member, "Member", MemberCommand, MemberEvent, MemberError);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Member {
+    /// Applies one of its events to the state.
+    fn evolve(&mut self, event: MemberEvent) {
         match event {
             MemberEvent::UserRegistered { email, name } => {
                 self.email = Some(email);

@@ -7,8 +7,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::context::{Actor, Command};
@@ -321,26 +320,17 @@ impl Workspace {
     }
 }
 
-impl Aggregate for Workspace {
-    const TYPE: &'static str = "Workspace";
-    type Command = Command<WorkspaceCommand>;
-    type Event = WorkspaceEvent;
-    type Error = WorkspaceError;
-    type Services = ();
+crate::decided_aggregate!(
+    Workspace,
+    "Workspace",
+    WorkspaceCommand,
+    WorkspaceEvent,
+    WorkspaceError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Workspace {
+    /// Applies one of its events to the state.
+    fn evolve(&mut self, event: WorkspaceEvent) {
         match event {
             WorkspaceEvent::WorkspaceCreated {
                 name,

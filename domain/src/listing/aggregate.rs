@@ -1,5 +1,3 @@
-use cqrs_es::event_sink::EventSink;
-use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
 
 use super::{ListingCommand, ListingDetails, ListingEvent, ListingStatus, Photos};
@@ -188,26 +186,17 @@ fn require_complete(
     }
 }
 
-impl Aggregate for Listing {
-    const TYPE: &'static str = "Listing";
-    type Command = Command<ListingCommand>;
-    type Event = ListingEvent;
-    type Error = ListingError;
-    type Services = ();
+crate::decided_aggregate!(
+    Listing,
+    "Listing",
+    ListingCommand,
+    ListingEvent,
+    ListingError
+);
 
-    async fn handle(
-        &mut self,
-        command: Self::Command,
-        _services: &Self::Services,
-        sink: &EventSink<Self>,
-    ) -> Result<(), Self::Error> {
-        for event in self.decide(command)? {
-            sink.write(event, self).await;
-        }
-        Ok(())
-    }
-
-    fn apply(&mut self, event: Self::Event) {
+impl Listing {
+    /// Applies one of its events to the state.
+    fn evolve(&mut self, event: ListingEvent) {
         self.version += 1;
         match event {
             ListingEvent::ListingCreated {
