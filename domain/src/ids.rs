@@ -49,6 +49,43 @@ id_type!(
     ListingId
 );
 
+id_type!(
+    /// A dealer's Telegram bot, as Cartie knows it.
+    BotId
+);
+id_type!(
+    /// The conversation of one bot with one Telegram chat.
+    ConversationId
+);
+id_type!(
+    /// A buyer worth following up.
+    LeadId
+);
+
+impl ConversationId {
+    /// One conversation per (workspace, bot, chat): every update of the chat finds it.
+    pub fn for_chat(workspace: WorkspaceId, bot: BotId, chat_id: i64) -> Self {
+        Self(Uuid::new_v5(
+            &CARTIE_NAMESPACE,
+            format!("conversation:{workspace}:{bot}:{chat_id}").as_bytes(),
+        ))
+    }
+}
+
+impl LeadId {
+    pub fn generate() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    /// The lead of a conversation: capturing it twice finds the first.
+    pub fn for_conversation(conversation: ConversationId) -> Self {
+        Self(Uuid::new_v5(
+            &CARTIE_NAMESPACE,
+            format!("lead:{conversation}").as_bytes(),
+        ))
+    }
+}
+
 impl ListingId {
     /// A fresh, time-ordered id.
     pub fn generate() -> Self {

@@ -37,10 +37,12 @@ macro_rules! decided_aggregate {
 pub mod api_token;
 pub mod context;
 pub mod ids;
+pub mod inbox;
+pub mod lead;
 pub mod listing;
 pub mod member;
 pub mod values;
 pub mod workspace;
 
 pub use context::{Actor, Command, CommandContext};
-pub use ids::{ListingId, UserId, WorkspaceId};
+pub use ids::{BotId, ConversationId, LeadId, ListingId, UserId, WorkspaceId};
