@@ -31,6 +31,8 @@ pub enum Access {
     Manage,
     /// Administering the platform: platform administrators only.
     Platform,
+    /// What adapters do on Telegram's behalf (recording inbound messages): API tokens only.
+    Integration,
 }
 
 /// The classification of every root field, as `(parent type, field, access)`.
@@ -65,6 +67,22 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("Mutation", "enableMember", Access::Manage),
     ("Mutation", "createApiToken", Access::Manage),
     ("Mutation", "revokeApiToken", Access::Manage),
+    // Inbox and leads
+    ("Query", "conversations", Access::Read),
+    ("Query", "conversation", Access::Read),
+    ("Query", "leads", Access::Read),
+    ("Query", "lead", Access::Read),
+    ("Mutation", "sendMessage", Access::Write),
+    ("Mutation", "markRead", Access::Write),
+    ("Mutation", "assignConversation", Access::Write),
+    ("Mutation", "closeConversation", Access::Write),
+    ("Mutation", "reopenConversation", Access::Write),
+    ("Mutation", "recordInboundMessage", Access::Integration),
+    ("Mutation", "recordBotBlocked", Access::Integration),
+    ("Mutation", "captureLead", Access::Write),
+    ("Mutation", "changeLeadStatus", Access::Write),
+    ("Mutation", "addLeadNote", Access::Write),
+    ("Mutation", "assignLead", Access::Write),
     // The platform
     ("Query", "platformWorkspaces", Access::Platform),
     ("Mutation", "createWorkspace", Access::Platform),
@@ -96,6 +114,7 @@ pub fn check(principal: Option<&Principal>, access: Access) -> Result<(), ApiErr
         Access::Platform => {
             principal.platform_admin && matches!(principal.subject, Subject::User { .. })
         }
+        Access::Integration => matches!(principal.subject, Subject::ApiToken(_)),
     };
     if allowed {
         return Ok(());
@@ -105,6 +124,7 @@ pub fn check(principal: Option<&Principal>, access: Access) -> Result<(), ApiErr
         Access::Write => "platform administrators look into other workspaces read-only".into(),
         Access::Manage => "only the workspace's owners and admins can do this".into(),
         Access::Platform => "only platform administrators can do this".into(),
+        Access::Integration => "only integrations (API tokens) record what Telegram reports".into(),
         Access::Public | Access::Read => unreachable!("always allowed"),
     }))
 }

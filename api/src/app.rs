@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use axum::Router;
 use cartie_domain::api_token::ApiToken;
+use cartie_domain::inbox::Conversation;
+use cartie_domain::lead::Lead;
 use cartie_domain::listing::Listing;
 use cartie_domain::member::Member;
 use cartie_domain::workspace::Workspace;
 use cartie_projections::directory::DirectoryProjector;
+use cartie_projections::inbox::InboxProjector;
 use cartie_projections::inventory::InventoryProjector;
+use cartie_projections::leads::LeadsProjector;
 use cartie_projections::{ProjectionProgress, ProjectionRunner, Projector};
 use cartie_store::{CommandBus, Database, LogNotifier};
 use tokio::sync::watch;
@@ -20,8 +24,17 @@ use crate::secrets::SecretKey;
 
 /// Every projection the platform runs, by name.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(InventoryProjector), Arc::new(DirectoryProjector)]
+    vec![
+        Arc::new(InventoryProjector),
+        Arc::new(DirectoryProjector),
+        Arc::new(InboxProjector),
+        Arc::new(LeadsProjector),
+    ]
 }
+
+/// A conversation is loaded from a snapshot taken every this many events, so handling one
+/// more message costs the same however long the conversation is.
+pub const CONVERSATION_SNAPSHOT_EVERY: usize = 50;
 
 /// What request handlers use.
 pub struct Services {
@@ -30,8 +43,12 @@ pub struct Services {
     pub workspaces: CommandBus<Workspace>,
     pub members: CommandBus<Member>,
     pub api_tokens: CommandBus<ApiToken>,
+    pub conversations: CommandBus<Conversation>,
+    pub leads: CommandBus<Lead>,
     pub inventory: ProjectionProgress,
     pub directory: ProjectionProgress,
+    pub inbox: ProjectionProgress,
+    pub leads_progress: ProjectionProgress,
     pub projections: Vec<ProjectionProgress>,
     pub keys: TokenKeys,
     pub secret_key: SecretKey,
@@ -91,9 +108,19 @@ impl App {
             workspaces: CommandBus::new(&db, notifier.clone(), ()),
             members: CommandBus::new(&db, notifier.clone(), ()),
             api_tokens: CommandBus::new(&db, notifier.clone(), ()),
+            // A busy conversation collects thousands of events: load it from a snapshot.
+            conversations: CommandBus::with_snapshots(
+                &db,
+                notifier.clone(),
+                (),
+                CONVERSATION_SNAPSHOT_EVERY,
+            ),
+            leads: CommandBus::new(&db, notifier.clone(), ()),
             db,
             inventory: progress(InventoryProjector::NAME),
             directory: progress(DirectoryProjector::NAME),
+            inbox: progress(InboxProjector::NAME),
+            leads_progress: progress(LeadsProjector::NAME),
             projections,
             keys: keys.tokens,
             secret_key: keys.secrets,

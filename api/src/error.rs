@@ -4,6 +4,8 @@
 
 use async_graphql::ErrorExtensions;
 use cartie_domain::api_token::ApiTokenError;
+use cartie_domain::inbox::ConversationError;
+use cartie_domain::lead::LeadError;
 use cartie_domain::listing::ListingError;
 use cartie_domain::member::MemberError;
 use cartie_domain::values::FieldError;
@@ -114,6 +116,30 @@ impl From<ApiTokenError> for ApiError {
             ApiTokenError::NotFound => ApiError::NotFound("API token"),
             ApiTokenError::Invalid(field) => ApiError::Validation(field),
             ApiTokenError::AlreadyExists => ApiError::Conflict(error.to_string()),
+        }
+    }
+}
+
+impl From<ConversationError> for ApiError {
+    fn from(error: ConversationError) -> Self {
+        match error {
+            ConversationError::NotFound => ApiError::NotFound("conversation"),
+            ConversationError::Invalid(field) => ApiError::Validation(field),
+            ConversationError::Blocked | ConversationError::NotAwaitingDelivery(_) => {
+                ApiError::Conflict(error.to_string())
+            }
+        }
+    }
+}
+
+impl From<LeadError> for ApiError {
+    fn from(error: LeadError) -> Self {
+        match error {
+            LeadError::NotFound => ApiError::NotFound("lead"),
+            LeadError::Invalid(field) => ApiError::Validation(field),
+            LeadError::AlreadyExists | LeadError::IllegalTransition { .. } => {
+                ApiError::Conflict(error.to_string())
+            }
         }
     }
 }

@@ -244,6 +244,7 @@ pub async fn demo(
 
     let current_year = Utc::now().year();
     let log = EventLog::new(services.db.clone());
+    let mut last = None;
     for (n, car) in DEMO_CARS.iter().enumerate() {
         let id = ListingId::for_idempotency_key(workspace, &format!("demo-{n}"));
         let details = ListingDetails {
@@ -291,11 +292,25 @@ pub async fn demo(
             commands.push(ListingCommand::ChangeListingStatus { status: car.status });
         }
         for command in commands {
-            services
+            last = services
                 .listings
                 .execute(&key, Command::new(system(workspace), command))
                 .await
-                .map_err(ApiError::from)?;
+                .map_err(ApiError::from)?
+                .or(last);
+        }
+    }
+    // The sample inventory is visible once the seed says so.
+    if let Some(position) = last {
+        if !services
+            .inventory
+            .wait_for(position, std::time::Duration::from_secs(30))
+            .await
+        {
+            return Err(ApiError::CatchingUp(
+                "the inventory has not caught up with the samples".into(),
+            )
+            .into());
         }
     }
     report.lines.push(format!(

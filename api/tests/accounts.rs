@@ -553,7 +553,10 @@ async fn snapshot(api: &Api, a: &Dealer) -> Value {
             &a.token,
             "{ workspace { name defaultCurrency timeZone secrets { name updatedAt } } \
              members { id role disabled } apiTokens { id revokedAt } \
-             listings { totalCount edges { node { id version status } } } }",
+             listings { totalCount edges { node { id version status } } } \
+             conversations { nodes { id messageCount unreadCount closed blocked assigneeId lastMessagePreview \
+             messages { nodes { seq text } } } } \
+             leads { nodes { id status notes assigneeId name } } }",
             json!({}),
         )
         .await)
@@ -602,6 +605,21 @@ fn matrix() -> Vec<(&'static str, Case)> {
         ("revokeApiToken", Targets("mutation($token: ID!) { revokeApiToken(id: $token) { id } }")),
         ("platformWorkspaces", Platform("{ platformWorkspaces { id slug } }")),
         ("createWorkspace", Platform("mutation { createWorkspace(input: { name: \"X\", slug: \"x-motors\", defaultCurrency: USD, timeZone: \"Europe/Kyiv\", ownerEmail: \"x@x.example\", ownerName: \"X\" }) { workspace { id } } }")),
+        ("conversations", OwnWorkspace("{ conversations { nodes { id botId contact { displayName } lastMessagePreview } } }")),
+        ("conversation", Targets("query($conversation: ID!) { conversation(id: $conversation) { id } }")),
+        ("leads", OwnWorkspace("{ leads { nodes { id name phone } } }")),
+        ("lead", Targets("query($lead: ID!) { lead(id: $lead) { id } }")),
+        ("sendMessage", Targets("mutation($conversation: ID!) { sendMessage(input: { conversationId: $conversation, content: { kind: TEXT, text: \"hi\" } }) { seq } }")),
+        ("markRead", Targets("mutation($conversation: ID!) { markRead(conversationId: $conversation) { id } }")),
+        ("assignConversation", Targets("mutation($conversation: ID!) { assignConversation(conversationId: $conversation) { id } }")),
+        ("closeConversation", Targets("mutation($conversation: ID!) { closeConversation(conversationId: $conversation) { id } }")),
+        ("reopenConversation", Targets("mutation($conversation: ID!) { reopenConversation(conversationId: $conversation) { id } }")),
+        ("recordInboundMessage", OwnWorkspace("mutation { recordInboundMessage(input: { botId: \"0190c2a4-6f3e-7a1b-9c2d-000000000b07\", chatId: 42, updateId: 1, telegramMessageId: 1, from: { firstName: \"Buyer\" }, content: { kind: TEXT, text: \"hello\" }, sentAt: \"2026-11-22T10:00:00Z\" }) { id } }")),
+        ("recordBotBlocked", Targets("mutation($bot: ID!) { recordBotBlocked(botId: $bot, chatId: 42, updateId: 99) { id } }")),
+        ("captureLead", Targets("mutation($conversation: ID!) { captureLead(input: { name: \"taken\", conversationId: $conversation }) { id } }")),
+        ("changeLeadStatus", Targets("mutation($lead: ID!) { changeLeadStatus(id: $lead, status: CONTACTED) { id } }")),
+        ("addLeadNote", Targets("mutation($lead: ID!) { addLeadNote(id: $lead, text: \"taken\") { id } }")),
+        ("assignLead", Targets("mutation($lead: ID!) { assignLead(id: $lead) { id } }")),
         // Last: it ends the caller's own session.
         ("signOut", OwnWorkspace("mutation { signOut }")),
     ]
@@ -663,6 +681,35 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
             json!({}),
         )
         .await);
+    let a_bot_token = ok(api
+        .gql(
+            &a.token,
+            "mutation { createApiToken(name: \"A telegram\") { token } }",
+            json!({}),
+        )
+        .await)["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a_bot = "0190c2a4-6f3e-7a1b-9c2d-00000000a007";
+    let conversation = ok(api
+        .gql(
+            &a_bot_token,
+            "mutation($bot: ID!) { recordInboundMessage(input: { botId: $bot, chatId: 42, updateId: 7, \
+             telegramMessageId: 70, from: { firstName: \"Olha\", username: \"olha_buys\" }, \
+             content: { kind: TEXT, text: \"Is the Camry available?\" }, sentAt: \"2026-11-22T10:00:00Z\" }) { id } }",
+            json!({ "bot": a_bot }),
+        )
+        .await)["recordInboundMessage"]["id"]
+        .clone();
+    let lead = ok(api
+        .gql(
+            &a.token,
+            "mutation($c: ID!) { captureLead(input: { name: \"Olha\", phone: \"067 123 45 67\", conversationId: $c }) { id } }",
+            json!({ "c": conversation }),
+        )
+        .await)["captureLead"]["id"]
+        .clone();
     let before = snapshot(&api, &a).await;
 
     // Workspace B's owner, and B's admin API token.
@@ -679,6 +726,7 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         .to_string();
     let variables = json!({
         "listing": listing, "member": colleague.to_string(), "token": token_id,
+        "conversation": conversation, "lead": lead, "bot": a_bot,
         "aSlug": a.slug, "bEmail": b.owner_email, "password": PASSWORD,
     });
     let a_identifiers = [
@@ -688,6 +736,10 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         colleague.to_string(),
         token_id.as_str().unwrap().to_string(),
         a.owner_email.clone(),
+        conversation.as_str().unwrap().to_string(),
+        lead.as_str().unwrap().to_string(),
+        a_bot.to_string(),
+        "olha_buys".to_string(),
     ];
     for caller in [&b.token, &b_bot] {
         for (operation, case) in &matrix {

@@ -4,7 +4,9 @@
 
 pub mod checkpoint;
 pub mod directory;
+pub mod inbox;
 pub mod inventory;
+pub mod leads;
 pub mod runner;
 
 pub use runner::{rebuild, ProjectionError, ProjectionProgress, ProjectionRunner, Projector};

@@ -119,6 +119,31 @@ impl EventLog {
         }
     }
 
+    /// Every event of one aggregate, in order (a lead's timeline, an audit).
+    pub async fn events_of(
+        &self,
+        aggregate_type: &str,
+        aggregate_id: &str,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let filter = "WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
+        match &self.db {
+            Database::Sqlite(sqlite) => {
+                sqlx::query_as(&format!("{SQLITE_SELECT} {filter}"))
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_all(&sqlite.read)
+                    .await
+            }
+            Database::Postgres(pool) => {
+                sqlx::query_as(&format!("{POSTGRES_SELECT} {filter}"))
+                    .bind(aggregate_type)
+                    .bind(aggregate_id)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+    }
+
     /// The position of the last event a reader can see now.
     pub async fn head(&self) -> Result<LogPosition, sqlx::Error> {
         let sql = match &self.db {

@@ -425,7 +425,7 @@ pub struct MoneyInput {
 }
 
 impl MoneyInput {
-    fn parse(self, field: &str) -> Result<Money, FieldError> {
+    pub(crate) fn parse(self, field: &str) -> Result<Money, FieldError> {
         Money::price(
             &format!("{field}.amountMinor"),
             self.amount_minor,

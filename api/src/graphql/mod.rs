@@ -2,6 +2,7 @@
 //! ([`RequestContext`]) to each request.
 
 mod accounts;
+mod inbox;
 mod inventory;
 
 use std::net::IpAddr;
@@ -18,6 +19,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 
 pub use accounts::{AccountsMutation, AccountsQuery};
+pub use inbox::{InboxMutation, InboxQuery};
 pub use inventory::{InventoryMutation, InventoryQuery};
 
 /// Deepest query accepted; deeper ones are refused before execution.
@@ -28,11 +30,11 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(InventoryQuery, AccountsQuery);
+pub struct QueryRoot(InventoryQuery, InboxQuery, AccountsQuery);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(InventoryMutation, AccountsMutation);
+pub struct MutationRoot(InventoryMutation, InboxMutation, AccountsMutation);
 
 pub type CartieSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
 

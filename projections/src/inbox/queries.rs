@@ -1,0 +1,200 @@
+//! Reads of the Inbox model. Conversations come most recent first, keyset-paginated by
+//! (last message time, id); a conversation's messages come newest first, paginated
+//! backwards by their number.
+
+use cartie_store::{on_pool, Database};
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+use uuid::Uuid;
+
+/// A conversation as the Inbox lists it, with its lead's status.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ConversationRow {
+    pub conversation_id: Uuid,
+    pub workspace_id: Uuid,
+    pub bot_id: Uuid,
+    pub chat_id: i64,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub username: Option<String>,
+    pub phone: Option<String>,
+    pub closed: bool,
+    pub blocked: bool,
+    pub assignee: Option<Uuid>,
+    pub message_count: i64,
+    pub read_up_to: i64,
+    pub unread_count: i64,
+    pub last_message_preview: Option<String>,
+    pub last_message_at: DateTime<Utc>,
+    pub changed_position: i64,
+    pub created_at: DateTime<Utc>,
+    pub lead_id: Option<Uuid>,
+    pub lead_status: Option<String>,
+}
+
+const CONVERSATION_SELECT: &str = "SELECT c.conversation_id, c.workspace_id, c.bot_id, c.chat_id, \
+    c.first_name, c.last_name, c.username, c.phone, c.closed, c.blocked, c.assignee, c.message_count, \
+    c.read_up_to, c.unread_count, c.last_message_preview, c.last_message_at, c.changed_position, \
+    c.created_at, l.lead_id, l.status AS lead_status \
+    FROM inbox_conversations c LEFT JOIN leads l \
+    ON l.conversation_id = c.conversation_id AND l.workspace_id = c.workspace_id";
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct MessageRow {
+    pub conversation_id: Uuid,
+    pub seq: i64,
+    pub direction: String,
+    pub kind: String,
+    pub text: Option<String>,
+    pub content: String,
+    pub telegram_message_id: Option<i64>,
+    pub delivery: String,
+    pub failure_reason: Option<String>,
+    pub reply_to: Option<i64>,
+    pub author: String,
+    pub sent_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub position: i64,
+}
+
+const MESSAGE_COLUMNS: &str = "conversation_id, seq, direction, kind, text, content, \
+    telegram_message_id, delivery, failure_reason, reply_to, author, sent_at, edited_at, position";
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub bot: Option<Uuid>,
+    pub unread_only: bool,
+    pub assignee: Option<Uuid>,
+    /// `Some(false)`: open ones only; `Some(true)`: closed ones only.
+    pub closed: Option<bool>,
+    /// Matches contact name, username, phone, or the text of any message.
+    pub search: Option<String>,
+}
+
+/// Where a page of conversations continues: after this (time, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationCursor {
+    pub last_message_at: DateTime<Utc>,
+    pub conversation_id: Uuid,
+}
+
+fn like_pattern(search: &str) -> String {
+    let escaped = search
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+/// Up to `limit` conversations after the cursor, most recent first, and whether more follow.
+pub async fn conversations(
+    db: &Database,
+    workspace: Uuid,
+    filter: &ConversationFilter,
+    after: Option<ConversationCursor>,
+    limit: i64,
+) -> Result<(Vec<ConversationRow>, bool), sqlx::Error> {
+    let mut rows: Vec<ConversationRow> = on_pool!(db, pool, DB => {
+        let mut q = QueryBuilder::<DB>::new(format!("{CONVERSATION_SELECT} WHERE c.workspace_id = "));
+        q.push_bind(workspace);
+        if let Some(bot) = filter.bot {
+            q.push(" AND c.bot_id = ").push_bind(bot);
+        }
+        if filter.unread_only {
+            q.push(" AND c.unread_count > 0");
+        }
+        if let Some(assignee) = filter.assignee {
+            q.push(" AND c.assignee = ").push_bind(assignee);
+        }
+        if let Some(closed) = filter.closed {
+            q.push(" AND c.closed = ").push_bind(closed);
+        }
+        if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            let pattern = like_pattern(search);
+            q.push(" AND (c.search_text LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
+            q.push(" OR EXISTS (SELECT 1 FROM inbox_messages m WHERE m.conversation_id = c.conversation_id AND m.text_key LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\'))");
+        }
+        if let Some(cursor) = after {
+            q.push(" AND (c.last_message_at < ").push_bind(cursor.last_message_at);
+            q.push(" OR (c.last_message_at = ").push_bind(cursor.last_message_at);
+            q.push(" AND c.conversation_id < ").push_bind(cursor.conversation_id).push("))");
+        }
+        q.push(" ORDER BY c.last_message_at DESC, c.conversation_id DESC LIMIT ").push_bind(limit + 1);
+        q.build_query_as().fetch_all(pool).await?
+    });
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
+pub async fn conversation(
+    db: &Database,
+    workspace: Uuid,
+    id: Uuid,
+) -> Result<Option<ConversationRow>, sqlx::Error> {
+    let sql = format!("{CONVERSATION_SELECT} WHERE c.workspace_id = $1 AND c.conversation_id = $2");
+    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(id).fetch_optional(pool).await)
+}
+
+/// Conversations of the workspace changed after `position`, oldest change first.
+pub async fn changed_after(
+    db: &Database,
+    workspace: Uuid,
+    position: i64,
+    limit: i64,
+) -> Result<Vec<ConversationRow>, sqlx::Error> {
+    let sql = format!(
+        "{CONVERSATION_SELECT} WHERE c.workspace_id = $1 AND c.changed_position > $2 \
+         ORDER BY c.changed_position LIMIT $3"
+    );
+    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(position).bind(limit).fetch_all(pool).await)
+}
+
+/// Up to `limit` messages before message number `before` (the newest when `None`), newest
+/// first, and whether older ones remain.
+pub async fn messages(
+    db: &Database,
+    workspace: Uuid,
+    conversation: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<(Vec<MessageRow>, bool), sqlx::Error> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM inbox_messages WHERE workspace_id = $1 AND conversation_id = $2 \
+         AND seq < $3 ORDER BY seq DESC LIMIT $4"
+    );
+    let mut rows: Vec<MessageRow> = on_pool!(db, pool => sqlx::query_as(&sql)
+        .bind(workspace)
+        .bind(conversation)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit + 1)
+        .fetch_all(pool)
+        .await)?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    Ok((rows, more))
+}
+
+/// Messages of a conversation after log position `position`, oldest first (for subscribers).
+pub async fn messages_after(
+    db: &Database,
+    workspace: Uuid,
+    conversation: Uuid,
+    position: i64,
+    limit: i64,
+) -> Result<Vec<MessageRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {MESSAGE_COLUMNS} FROM inbox_messages WHERE workspace_id = $1 AND conversation_id = $2 \
+         AND position > $3 ORDER BY position LIMIT $4"
+    );
+    on_pool!(db, pool => sqlx::query_as(&sql)
+        .bind(workspace)
+        .bind(conversation)
+        .bind(position)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)
+}
