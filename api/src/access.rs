@@ -83,6 +83,8 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("Mutation", "changeLeadStatus", Access::Write),
     ("Mutation", "addLeadNote", Access::Write),
     ("Mutation", "assignLead", Access::Write),
+    ("Subscription", "inboxChanged", Access::Read),
+    ("Subscription", "conversationMessages", Access::Read),
     // The platform
     ("Query", "platformWorkspaces", Access::Platform),
     ("Mutation", "createWorkspace", Access::Platform),

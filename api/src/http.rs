@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_graphql::http::GraphiQLSource;
-use async_graphql_axum::GraphQLResponse;
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql_axum::{GraphQLProtocol, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -41,6 +43,7 @@ pub fn router(services: Arc<Services>) -> Router {
     };
     Router::new()
         .route("/graphql", get(graphiql).post(graphql_handler))
+        .route("/graphql/ws", get(graphql_ws))
         .route("/health", get(health))
         .route("/health/deep", get(deep_health))
         .route("/metrics", get(metrics))
@@ -50,7 +53,58 @@ pub fn router(services: Arc<Services>) -> Router {
 }
 
 async fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").finish())
+    Html(
+        GraphiQLSource::build()
+            .endpoint("/graphql")
+            .subscription_endpoint("/graphql/ws")
+            .finish(),
+    )
+}
+
+/// Subscriptions over WebSocket (graphql-transport-ws, and the older graphql-ws). The
+/// client authenticates in `connection_init` with `{"Authorization": "Bearer <token>"}`
+/// (or `{"token": "<token>"}`); without a valid token the connection is refused.
+async fn graphql_ws(
+    State(state): State<HttpState>,
+    protocol: GraphQLProtocol,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let services = state.services.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |stream| {
+            GraphQLWebSocket::new(stream, state.schema.clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let header = payload
+                        .get("Authorization")
+                        .or_else(|| payload.get("authorization"))
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string)
+                        .or_else(|| {
+                            payload
+                                .get("token")
+                                .and_then(|v| v.as_str())
+                                .map(|t| format!("Bearer {t}"))
+                        });
+                    let token = auth::bearer(header.as_deref())
+                        .map_err(|e| async_graphql::Error::new(e.to_string()))?
+                        .ok_or_else(|| {
+                            async_graphql::Error::new(
+                                "send {\"Authorization\": \"Bearer <token>\"} in connection_init",
+                            )
+                        })?;
+                    let principal =
+                        accounts::authenticate(&services, token)
+                            .await
+                            .map_err(|_| {
+                                async_graphql::Error::new("invalid, expired or revoked token")
+                            })?;
+                    let mut data = async_graphql::Data::default();
+                    data.insert(RequestContext::new(principal));
+                    Ok(data)
+                })
+                .serve()
+        })
 }
 
 /// Authenticates the caller when a bearer token is sent (requests without one run

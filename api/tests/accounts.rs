@@ -572,6 +572,9 @@ enum Case {
     Public(&'static str, &'static [&'static str]),
     /// Platform administration: refused as FORBIDDEN.
     Platform(&'static str),
+    /// A subscription: tried over a WebSocket by `api/tests/inbox.rs`
+    /// (`subscribers_receive_new_messages_over_a_websocket_within_a_second`).
+    OverWebSocket,
 }
 
 fn matrix() -> Vec<(&'static str, Case)> {
@@ -619,6 +622,8 @@ fn matrix() -> Vec<(&'static str, Case)> {
         ("captureLead", Targets("mutation($conversation: ID!) { captureLead(input: { name: \"taken\", conversationId: $conversation }) { id } }")),
         ("changeLeadStatus", Targets("mutation($lead: ID!) { changeLeadStatus(id: $lead, status: CONTACTED) { id } }")),
         ("addLeadNote", Targets("mutation($lead: ID!) { addLeadNote(id: $lead, text: \"taken\") { id } }")),
+        ("inboxChanged", OverWebSocket),
+        ("conversationMessages", OverWebSocket),
         ("assignLead", Targets("mutation($lead: ID!) { assignLead(id: $lead) { id } }")),
         // Last: it ends the caller's own session.
         ("signOut", OwnWorkspace("mutation { signOut }")),
@@ -630,12 +635,16 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
     // The operations the schema serves, and the access policy, agree.
     let schema = ok(api
         .anonymous(
-            "{ __schema { queryType { fields { name } } mutationType { fields { name } } } }",
+            "{ __schema { queryType { fields { name } } mutationType { fields { name } } subscriptionType { fields { name } } } }",
             json!({}),
         )
         .await);
     let mut operations = BTreeSet::new();
-    for (root, kind) in [("Query", "queryType"), ("Mutation", "mutationType")] {
+    for (root, kind) in [
+        ("Query", "queryType"),
+        ("Mutation", "mutationType"),
+        ("Subscription", "subscriptionType"),
+    ] {
         for f in schema["__schema"][kind]["fields"].as_array().unwrap() {
             operations.insert((root, f["name"].as_str().unwrap().to_string()));
         }
@@ -748,6 +757,7 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
                 Case::Platform(q) => (q, &["FORBIDDEN"]),
                 Case::Public(q, codes) => (q, codes),
                 Case::OwnWorkspace(q) => (q, &[]),
+                Case::OverWebSocket => continue,
             };
             let response = api.gql(caller, query, variables.clone()).await;
             if expected.is_empty() {

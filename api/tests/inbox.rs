@@ -3,10 +3,15 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use cartie_domain::member::Role;
 use cartie_store::Backend;
+use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use support::{code, field, ok, Api, Dealer};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
 
 cartie_store::on_both_backends!(
     a_repeated_update_is_one_message_and_unread_counts_follow_read_marks,
@@ -14,6 +19,7 @@ cartie_store::on_both_backends!(
     operators_answer_in_every_kind_and_bad_messages_are_refused,
     a_long_conversation_keeps_every_message_in_order,
     leads_move_through_the_pipeline_with_a_readable_timeline,
+    subscribers_receive_new_messages_over_a_websocket_within_a_second,
 );
 
 const BOT: &str = "0190c2a4-6f3e-7a1b-9c2d-0000000000b1";
@@ -571,5 +577,143 @@ async fn leads_move_through_the_pipeline_with_a_readable_timeline(backend: Backe
         list(json!({ "createdFrom": "2999-01-01T00:00:00Z" })).await,
         Vec::<String>::new()
     );
+    inbox.api.shutdown().await;
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects to /graphql/ws with graphql-transport-ws and sends `connection_init`.
+async fn connect(base: &str, token: &str) -> Socket {
+    let mut request = format!("{base}/graphql/ws").into_client_request().unwrap();
+    request.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let init = json!({ "type": "connection_init", "payload": { "Authorization": format!("Bearer {token}") } });
+    socket.send(Message::text(init.to_string())).await.unwrap();
+    socket
+}
+
+/// The next JSON message, within `timeout`; `None` when the socket closed.
+async fn next(socket: &mut Socket, timeout: Duration) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(timeout, socket.next())
+            .await
+            .expect("no message in time")?;
+        match message.ok()? {
+            Message::Text(text) => {
+                let value: Value = serde_json::from_str(&text).unwrap();
+                if value["type"] == "ping" {
+                    continue;
+                }
+                return Some(value);
+            }
+            Message::Close(_) => return None,
+            _ => continue,
+        }
+    }
+}
+
+async fn subscribe(socket: &mut Socket, id: &str, query: &str, variables: Value) {
+    let message = json!({ "id": id, "type": "subscribe", "payload": { "query": query, "variables": variables } });
+    socket
+        .send(Message::text(message.to_string()))
+        .await
+        .unwrap();
+}
+
+async fn subscribers_receive_new_messages_over_a_websocket_within_a_second(backend: Backend) {
+    let inbox = Inbox::new(backend, "live-motors").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("ws://{}", listener.local_addr().unwrap());
+    let router = inbox.api.router.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let id = inbox.inbound(BOT, 3, 1, "Ivan", "first").await["id"].clone();
+    let mut socket = connect(&base, &inbox.dealer.token).await;
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(5)).await.unwrap()["type"],
+        "connection_ack"
+    );
+    subscribe(
+        &mut socket,
+        "messages",
+        "subscription($id: ID!) { conversationMessages(id: $id) { seq text direction } }",
+        json!({ "id": id }),
+    )
+    .await;
+    subscribe(
+        &mut socket,
+        "inbox",
+        "subscription { inboxChanged { id unreadCount lastMessagePreview } }",
+        json!({}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let sent = Instant::now();
+    inbox
+        .inbound(BOT, 3, 2, "Ivan", "is it still for sale?")
+        .await;
+    let mut got_message = None;
+    let mut got_summary = None;
+    while got_message.is_none() || got_summary.is_none() {
+        let message = next(&mut socket, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(message["type"], "next", "{message}");
+        match message["id"].as_str() {
+            Some("messages") => {
+                got_message = Some((
+                    sent.elapsed(),
+                    message["payload"]["data"]["conversationMessages"].clone(),
+                ))
+            }
+            Some("inbox") => got_summary = Some(message["payload"]["data"]["inboxChanged"].clone()),
+            other => panic!("unexpected subscription {other:?}"),
+        }
+    }
+    let (elapsed, message) = got_message.unwrap();
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_eq!(
+        message,
+        json!({ "seq": 2, "text": "is it still for sale?", "direction": "INBOUND" })
+    );
+    let summary = got_summary.unwrap();
+    assert_eq!(summary["id"], id);
+    assert_eq!(summary["unreadCount"], 2);
+    assert_eq!(summary["lastMessagePreview"], "is it still for sale?");
+
+    // Another workspace cannot subscribe to this conversation.
+    let other = inbox.api.dealer("other-live-motors").await;
+    let mut stranger = connect(&base, &other.token).await;
+    assert_eq!(
+        next(&mut stranger, Duration::from_secs(5)).await.unwrap()["type"],
+        "connection_ack"
+    );
+    subscribe(
+        &mut stranger,
+        "spy",
+        "subscription($id: ID!) { conversationMessages(id: $id) { seq text } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let refused = next(&mut stranger, Duration::from_secs(5)).await.unwrap();
+    assert!(
+        refused["type"] == "error" || refused["payload"]["errors"].is_array(),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("NOT_FOUND"), "{refused}");
+
+    // Without a valid token the connection is refused.
+    let mut anonymous = connect(&base, "not-a-token").await;
+    let answer = next(&mut anonymous, Duration::from_secs(5)).await;
+    assert!(
+        answer
+            .as_ref()
+            .is_none_or(|a| a["type"] != "connection_ack"),
+        "{answer:?}"
+    );
+    server.abort();
     inbox.api.shutdown().await;
 }

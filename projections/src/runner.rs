@@ -66,6 +66,12 @@ impl ProjectionProgress {
         *self.position.borrow()
     }
 
+    /// Waits until the projection moves on from what this handle last saw. Answers false
+    /// when the projection has stopped for good.
+    pub async fn changed(&mut self) -> bool {
+        self.position.changed().await.is_ok()
+    }
+
     /// Waits until the projection has applied `target`, up to `timeout`. Answers whether it
     /// got there.
     pub async fn wait_for(&self, target: LogPosition, timeout: Duration) -> bool {

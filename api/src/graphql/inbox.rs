@@ -1130,3 +1130,193 @@ impl InboxMutation {
         Ok(lead_command(ctx, id, LeadCommand::AssignLead { assignee }).await?)
     }
 }
+
+/// How far back (in log positions) a subscriber looks again for changes, so a change whose
+/// transaction committed late (PostgreSQL hands out positions at insert) is not missed.
+/// What was already sent is not sent again.
+const LOOKBACK: i64 = 200;
+const CHANGES_PER_QUERY: i64 = 500;
+
+/// The caller of a subscription, allowed by the access policy.
+fn subscriber<'a>(ctx: &Context<'a>, field: &str) -> Result<&'a RequestContext, ApiError> {
+    let caller = caller(ctx)?;
+    let access = crate::access::access_of("Subscription", field)
+        .ok_or_else(|| ApiError::Forbidden("this operation is not open to anyone".into()))?;
+    crate::access::check(Some(&caller.principal), access)?;
+    Ok(caller)
+}
+
+/// Changes after `last` not yet sent, by key (the newest change of each), oldest first.
+fn unsent<K: std::hash::Hash + Eq + Copy, R>(
+    rows: Vec<R>,
+    key: impl Fn(&R) -> (K, i64),
+    sent: &mut std::collections::HashMap<K, i64>,
+    last: &mut i64,
+) -> Vec<R> {
+    let mut fresh = Vec::new();
+    for row in rows {
+        let (k, position) = key(&row);
+        if sent.get(&k).is_none_or(|&at| at < position) {
+            sent.insert(k, position);
+            *last = (*last).max(position);
+            fresh.push(row);
+        }
+    }
+    let horizon = *last - LOOKBACK;
+    sent.retain(|_, at| *at >= horizon);
+    fresh
+}
+
+#[derive(Default)]
+pub struct InboxSubscription;
+
+#[async_graphql::Subscription(name = "Subscription")]
+impl InboxSubscription {
+    /// Conversation summaries of the workspace as they change (new messages, reads,
+    /// assignment, closing).
+    async fn inbox_changed(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<impl futures::Stream<Item = ConversationNode>> {
+        let workspace = subscriber(ctx, "inboxChanged")?.principal.workspace_id.0;
+        let services = ctx
+            .data_unchecked::<std::sync::Arc<crate::app::Services>>()
+            .clone();
+        let progress = services.inbox.clone();
+        let mut last = progress.position().global_position;
+        // What is there already is not news: only later changes are sent.
+        let mut sent = std::collections::HashMap::new();
+        let existing =
+            inbox::changed_after(&services.db, workspace, last - LOOKBACK, CHANGES_PER_QUERY)
+                .await
+                .map_err(ApiError::from)?;
+        unsent(
+            existing,
+            |r: &ConversationRow| (r.conversation_id, r.changed_position),
+            &mut sent,
+            &mut last,
+        );
+        let state = (
+            services,
+            progress,
+            last,
+            sent,
+            std::collections::VecDeque::new(),
+        );
+        Ok(futures::stream::unfold(
+            state,
+            move |(services, mut progress, mut last, mut sent, mut pending)| async move {
+                loop {
+                    if let Some(row) = pending.pop_front() {
+                        let node = ConversationNode::from_row(row);
+                        return Some((node, (services, progress, last, sent, pending)));
+                    }
+                    match inbox::changed_after(
+                        &services.db,
+                        workspace,
+                        last - LOOKBACK,
+                        CHANGES_PER_QUERY,
+                    )
+                    .await
+                    {
+                        Ok(rows) => pending.extend(unsent(
+                            rows,
+                            |r: &ConversationRow| (r.conversation_id, r.changed_position),
+                            &mut sent,
+                            &mut last,
+                        )),
+                        Err(error) => tracing::warn!(%error, "inboxChanged: cannot read changes"),
+                    }
+                    if pending.is_empty() && !progress.changed().await {
+                        return None;
+                    }
+                }
+            },
+        ))
+    }
+
+    /// Messages of one conversation as they arrive or change (delivered, failed, edited).
+    async fn conversation_messages(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl futures::Stream<Item = MessageNode>> {
+        let workspace = subscriber(ctx, "conversationMessages")?
+            .principal
+            .workspace_id
+            .0;
+        let conversation = parse_id("id", &id)?;
+        let services = ctx
+            .data_unchecked::<std::sync::Arc<crate::app::Services>>()
+            .clone();
+        if inbox::conversation(&services.db, workspace, conversation)
+            .await
+            .map_err(ApiError::from)?
+            .is_none()
+        {
+            return Err(ApiError::NotFound("conversation").into());
+        }
+        let progress = services.inbox.clone();
+        let mut last = progress.position().global_position;
+        let mut sent = std::collections::HashMap::new();
+        let existing = inbox::messages_after(
+            &services.db,
+            workspace,
+            conversation,
+            last - LOOKBACK,
+            CHANGES_PER_QUERY,
+        )
+        .await
+        .map_err(ApiError::from)?;
+        unsent(
+            existing,
+            |r: &MessageRow| (r.seq, r.position),
+            &mut sent,
+            &mut last,
+        );
+        let state = (
+            services,
+            progress,
+            last,
+            sent,
+            std::collections::VecDeque::new(),
+        );
+        Ok(futures::stream::unfold(
+            state,
+            move |(services, mut progress, mut last, mut sent, mut pending)| async move {
+                loop {
+                    if let Some(row) = pending.pop_front() {
+                        match MessageNode::from_row(row) {
+                            Ok(node) => {
+                                return Some((node, (services, progress, last, sent, pending)))
+                            }
+                            Err(_) => continue,
+                        }
+                    }
+                    match inbox::messages_after(
+                        &services.db,
+                        workspace,
+                        conversation,
+                        last - LOOKBACK,
+                        CHANGES_PER_QUERY,
+                    )
+                    .await
+                    {
+                        Ok(rows) => pending.extend(unsent(
+                            rows,
+                            |r: &MessageRow| (r.seq, r.position),
+                            &mut sent,
+                            &mut last,
+                        )),
+                        Err(error) => {
+                            tracing::warn!(%error, "conversationMessages: cannot read changes")
+                        }
+                    }
+                    if pending.is_empty() && !progress.changed().await {
+                        return None;
+                    }
+                }
+            },
+        ))
+    }
+}

@@ -8,7 +8,7 @@ mod inventory;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use async_graphql::{Context, EmptySubscription, MergedObject, Schema};
+use async_graphql::{Context, MergedObject, Schema};
 use chrono::Utc;
 use uuid::Uuid;
 
@@ -19,7 +19,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 
 pub use accounts::{AccountsMutation, AccountsQuery};
-pub use inbox::{InboxMutation, InboxQuery};
+pub use inbox::{InboxMutation, InboxQuery, InboxSubscription};
 pub use inventory::{InventoryMutation, InventoryQuery};
 
 /// Deepest query accepted; deeper ones are refused before execution.
@@ -36,7 +36,7 @@ pub struct QueryRoot(InventoryQuery, InboxQuery, AccountsQuery);
 #[graphql(name = "Mutation")]
 pub struct MutationRoot(InventoryMutation, InboxMutation, AccountsMutation);
 
-pub type CartieSchema = Schema<QueryRoot, MutationRoot, EmptySubscription>;
+pub type CartieSchema = Schema<QueryRoot, MutationRoot, InboxSubscription>;
 
 pub fn schema(services: Arc<Services>) -> CartieSchema {
     builder().data(services).finish()
@@ -47,11 +47,11 @@ pub fn sdl() -> String {
     builder().finish().sdl()
 }
 
-fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, EmptySubscription> {
+fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, InboxSubscription> {
     Schema::build(
         QueryRoot::default(),
         MutationRoot::default(),
-        EmptySubscription,
+        InboxSubscription,
     )
     .extension(crate::access::Enforce)
     .limit_depth(MAX_DEPTH)
