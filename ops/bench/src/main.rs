@@ -4,6 +4,19 @@
 //!
 //! `cartie-bench seed`: appends N listings × (create + price change) straight through the
 //! command bus, to give the replay benchmark a log of a known size.
+//!
+//! `cartie-bench ingest`: N concurrent integrations record inbound messages over HTTP
+//! (`recordInboundMessage`, which answers once the Inbox shows the message) across many
+//! conversations; prints messages/s with p50/p99.
+//!
+//! `cartie-bench growth`: one conversation grows message by message; prints the median
+//! latency of the first and the last window of messages, and their ratio.
+//!
+//! `cartie-bench seed-inbox`: fills the Inbox read model of a workspace with N conversations
+//! and M messages (rows written directly, in bulk), for the query benchmark.
+//!
+//! `cartie-bench inbox-query`: lists conversations (first page, unread, by bot, search)
+//! repeatedly; prints p50/p99 per query.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -44,6 +57,46 @@ enum Cmd {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    Ingest {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[arg(long, default_value_t = 1000)]
+        conversations: u64,
+    },
+    Growth {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 3000)]
+        messages: usize,
+        #[arg(long, default_value_t = 200)]
+        window: usize,
+    },
+    SeedInbox {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        workspace_slug: String,
+        #[arg(long, default_value_t = 100_000)]
+        conversations: i64,
+        #[arg(long, default_value_t = 2_000_000)]
+        messages: i64,
+    },
+    InboxQuery {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+    },
 }
 
 #[tokio::main]
@@ -60,8 +113,34 @@ async fn main() -> anyhow::Result<()> {
             listings,
             concurrency,
         } => seed(database_url, listings, concurrency).await,
+        Cmd::Ingest {
+            url,
+            token,
+            clients,
+            seconds,
+            conversations,
+        } => inbox_bench::ingest(url, token, clients, seconds, conversations).await,
+        Cmd::Growth {
+            url,
+            token,
+            messages,
+            window,
+        } => inbox_bench::growth(url, token, messages, window).await,
+        Cmd::SeedInbox {
+            database_url,
+            workspace_slug,
+            conversations,
+            messages,
+        } => inbox_bench::seed_inbox(database_url, workspace_slug, conversations, messages).await,
+        Cmd::InboxQuery {
+            url,
+            token,
+            requests,
+        } => inbox_bench::inbox_query(url, token, requests).await,
     }
 }
+
+mod inbox_bench;
 
 const CREATE: &str =
     "mutation($input: CreateListingInput!) { createListing(input: $input) { id version } }";
@@ -134,7 +213,7 @@ async fn load(url: String, token: String, clients: usize, seconds: u64) -> anyho
     Ok(())
 }
 
-async fn post(
+pub(crate) async fn post(
     http: &reqwest::Client,
     endpoint: &str,
     token: &str,
