@@ -646,6 +646,24 @@ async fn the_projection_resumes_after_a_crash_without_applying_anything_twice(ba
     busy_history(&f).await;
     let total = EventLog::new(f.db().clone()).event_count().await.unwrap();
     assert_eq!(total, 54);
+    // On PostgreSQL the reader sees an event once every older transaction of the cluster
+    // has ended; transactions of tests running beside this one can hold a few back for a
+    // moment. Wait until all are readable, so that every batch below is a full one.
+    let log = EventLog::new(f.db().clone());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (log
+        .read_after(cartie_store::LogPosition::START, 1_000)
+        .await
+        .unwrap()
+        .len() as i64)
+        < total
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never became readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 
     let crashing = Arc::new(CrashingProjector {
         batches: AtomicUsize::new(0),

@@ -68,15 +68,15 @@ pub enum LeadSource {
     Manual,
 }
 
-fn page(first: Option<i64>) -> Result<i64, ApiError> {
-    let first = first.unwrap_or(DEFAULT_PAGE);
-    if !(1..=MAX_PAGE).contains(&first) {
+fn page(field: &str, size: Option<i64>) -> Result<i64, ApiError> {
+    let size = size.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&size) {
         return Err(ApiError::validation(
-            "first",
+            field,
             format!("must be 1 to {MAX_PAGE}"),
         ));
     }
-    Ok(first)
+    Ok(size)
 }
 
 /// The buyer as their chat shows them.
@@ -170,7 +170,7 @@ impl ConversationNode {
         last: Option<i64>,
         before: Option<i64>,
     ) -> async_graphql::Result<MessagePage> {
-        let limit = page(last)?;
+        let limit = page("last", last)?;
         let (rows, has_older) = inbox::messages(
             &services(ctx).db,
             self.workspace,
@@ -747,7 +747,7 @@ impl InboxQuery {
         after: Option<String>,
     ) -> async_graphql::Result<ConversationPage> {
         let caller = caller(ctx)?;
-        let limit = page(first)?;
+        let limit = page("first", first)?;
         let filter = filter.unwrap_or_default();
         let query = ConversationFilter {
             bot: filter
@@ -806,7 +806,7 @@ impl InboxQuery {
         after: Option<String>,
     ) -> async_graphql::Result<LeadPage> {
         let caller = caller(ctx)?;
-        let limit = page(first)?;
+        let limit = page("first", first)?;
         let filter = filter.unwrap_or_default();
         let query = LeadFilter {
             statuses: filter

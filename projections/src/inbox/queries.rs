@@ -111,11 +111,18 @@ pub async fn conversations(
             q.push(" AND c.closed = ").push_bind(closed);
         }
         if let Some(search) = filter.search.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            // Matching conversations from each side on its own (each can use its trigram
+            // index on PostgreSQL), rather than a test per conversation.
             let pattern = like_pattern(search);
-            q.push(" AND (c.search_text LIKE ").push_bind(pattern.clone()).push(" ESCAPE '\\'");
-            q.push(" OR EXISTS (SELECT 1 FROM inbox_messages m WHERE m.conversation_id = c.conversation_id AND m.text_key LIKE ")
+            q.push(" AND c.conversation_id IN (SELECT s.conversation_id FROM inbox_conversations s WHERE s.workspace_id = ")
+                .push_bind(workspace)
+                .push(" AND s.search_text LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' UNION SELECT m.conversation_id FROM inbox_messages m WHERE m.workspace_id = ")
+                .push_bind(workspace)
+                .push(" AND m.text_key LIKE ")
                 .push_bind(pattern)
-                .push(" ESCAPE '\\'))");
+                .push(" ESCAPE '\\')");
         }
         if let Some(cursor) = after {
             q.push(" AND (c.last_message_at < ").push_bind(cursor.last_message_at);

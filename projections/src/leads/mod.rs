@@ -2,7 +2,7 @@
 
 pub mod queries;
 
-use cartie_domain::lead::{Lead, LeadEvent};
+use cartie_domain::lead::{Lead, LeadEvent, LeadStatus};
 use cartie_store::{on_tx, StoredEvent, Tx};
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -96,7 +96,8 @@ impl Projector for LeadsProjector {
                         )
                         .bind(id)
                         .bind(to.as_str())
-                        .bind(reason.as_ref().map(|r| r.as_str()))
+                        // Only a lost lead keeps a reason.
+                        .bind(reason.as_ref().filter(|_| to == LeadStatus::Lost).map(|r| r.as_str()))
                         .bind(version)
                         .bind(at)
                         .execute(&mut *conn)
