@@ -43,6 +43,12 @@ pub trait Projector: Send + Sync + 'static {
     /// Stable name: the key of the checkpoint.
     fn name(&self) -> &'static str;
 
+    /// Whether events of this aggregate type concern the projector. A batch with none of
+    /// them is passed over without a write (the checkpoint is saved now and then).
+    fn handles(&self, _aggregate_type: &str) -> bool {
+        true
+    }
+
     /// Applies a batch of events (in log order; it may hold events of other aggregates).
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError>;
 
@@ -90,9 +96,18 @@ pub struct ProjectionRunner {
     batch_size: i64,
     poll_interval: Duration,
     progress: watch::Sender<LogPosition>,
+    /// Events passed over (none of them the projector's) since the checkpoint was saved.
+    passed_over: std::sync::atomic::AtomicUsize,
+    /// The checkpoint as this runner last stored or read it (reading may be ahead of it
+    /// after passing over events).
+    saved: std::sync::Mutex<Option<LogPosition>>,
 }
 
 impl ProjectionRunner {
+    /// Passed-over events after which the checkpoint is saved anyway, so a restart does not
+    /// read them all again.
+    const SAVE_AFTER_PASSED_OVER: usize = 10_000;
+
     pub const DEFAULT_BATCH: i64 = 1000;
 
     pub fn new(db: Database, projector: Arc<dyn Projector>, notifier: LogNotifier) -> Self {
@@ -104,6 +119,8 @@ impl ProjectionRunner {
             batch_size: Self::DEFAULT_BATCH,
             poll_interval: Duration::from_millis(500),
             progress: watch::channel(LogPosition::START).0,
+            passed_over: std::sync::atomic::AtomicUsize::new(0),
+            saved: std::sync::Mutex::new(None),
         }
     }
 
@@ -157,7 +174,11 @@ impl ProjectionRunner {
         tracing::info!(projection = name, "projection runner stopped");
     }
 
-    /// Applies the next batch, if any; answers how many events it applied.
+    fn set_saved(&self, position: LogPosition) {
+        *self.saved.lock().expect("not poisoned") = Some(position);
+    }
+
+    /// Applies the next batch, if any; answers how many events it applied (or passed over).
     #[tracing::instrument(skip_all, fields(projection = self.projector.name()))]
     pub async fn step(&self, cached: &mut Option<LogPosition>) -> Result<usize, ProjectionError> {
         let name = self.projector.name();
@@ -171,6 +192,7 @@ impl ProjectionRunner {
                     let position = checkpoint::load(&self.db, name).await?;
                     self.progress.send_replace(position);
                     *cached = Some(position);
+                    self.set_saved(position);
                     position
                 }
             };
@@ -178,9 +200,25 @@ impl ProjectionRunner {
             let Some(last) = events.last().map(|e| e.position) else {
                 return Ok(0);
             };
+            // Nothing here for this projector: move on without a transaction. Every runner
+            // wakes for every append, so this keeps the other projections' commands from
+            // paying for a checkpoint write of each projector.
+            use std::sync::atomic::Ordering::Relaxed;
+            let relevant = events
+                .iter()
+                .any(|e| self.projector.handles(&e.aggregate_type));
+            if !relevant
+                && self.passed_over.load(Relaxed) + events.len() < Self::SAVE_AFTER_PASSED_OVER
+            {
+                self.passed_over.fetch_add(events.len(), Relaxed);
+                *cached = Some(last);
+                self.progress.send_replace(last);
+                return Ok(events.len());
+            }
             let mut tx = self.db.begin_write().await?;
             let locked = checkpoint::lock(&mut tx, name).await?;
-            if locked == from {
+            let expected = self.saved.lock().expect("not poisoned").unwrap_or(from);
+            if locked == expected {
                 break (tx, events, last);
             }
             // Someone else (another process, a rebuild) moved the checkpoint: go on from
@@ -188,10 +226,14 @@ impl ProjectionRunner {
             tx.rollback().await?;
             self.progress.send_replace(locked);
             *cached = Some(locked);
+            self.set_saved(locked);
         };
         self.projector.apply(&mut tx, &events).await?;
         checkpoint::save(&mut tx, name, last).await?;
         tx.commit().await?;
+        self.passed_over
+            .store(0, std::sync::atomic::Ordering::Relaxed);
+        self.set_saved(last);
         *cached = Some(last);
         self.progress.send_replace(last);
         tracing::debug!(events = events.len(), position = %last, "applied batch");

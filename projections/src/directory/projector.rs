@@ -33,6 +33,13 @@ impl Projector for DirectoryProjector {
         Self::NAME
     }
 
+    fn handles(&self, aggregate_type: &str) -> bool {
+        matches!(
+            aggregate_type,
+            Workspace::TYPE | Member::TYPE | ApiToken::TYPE
+        )
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         for event in events {
             match event.aggregate_type.as_str() {

@@ -70,6 +70,10 @@ impl Projector for InboxProjector {
         Self::NAME
     }
 
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == Conversation::TYPE
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         for event in events
             .iter()

@@ -34,6 +34,10 @@ impl Projector for InventoryProjector {
         Self::NAME
     }
 
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == Listing::TYPE
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let mut decoded = Vec::new();
         for event in events.iter().filter(|e| e.aggregate_type == Listing::TYPE) {

@@ -53,6 +53,10 @@ impl Projector for LeadsProjector {
         Self::NAME
     }
 
+    fn handles(&self, aggregate_type: &str) -> bool {
+        aggregate_type == Lead::TYPE
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         for stored in events.iter().filter(|e| e.aggregate_type == Lead::TYPE) {
             let id: Uuid = stored
