@@ -12,7 +12,7 @@ use async_graphql::{ServerResult, Value};
 
 use crate::auth::{Principal, Role, Subject};
 use crate::error::ApiError;
-use crate::graphql::{AuthFailure, RequestContext};
+use crate::graphql::{AuthFailure, RequestContext, WebSocketSession};
 
 /// Who may run an operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,6 +151,17 @@ impl Extension for EnforceExtension {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         let root = matches!(info.parent_type, "Query" | "Mutation" | "Subscription");
+        // The WebSocket authenticates once, at connection init: it serves subscriptions
+        // only (each item re-checks the credential); queries and mutations go to POST.
+        if matches!(info.parent_type, "Query" | "Mutation")
+            && ctx.data_opt::<WebSocketSession>().is_some()
+        {
+            let error: async_graphql::Error = ApiError::Forbidden(
+                "the WebSocket serves subscriptions only; send queries and mutations to POST /graphql".into(),
+            )
+            .into();
+            return Err(error.into_server_error(Default::default()));
+        }
         if root && !info.is_for_introspection && !info.name.starts_with("__") {
             let principal = ctx.data_opt::<RequestContext>().map(|c| &c.principal);
             let verdict = match access_of(info.parent_type, info.name) {

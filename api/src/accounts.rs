@@ -281,8 +281,8 @@ pub async fn sign_in(
     workspace: Option<&str>,
     client: Option<IpAddr>,
 ) -> Result<SessionTokens, ApiError> {
-    services.throttle.attempt(email, client)?;
     let email = Email::parse("email", email)?;
+    services.throttle.attempt(email.as_str(), client)?;
     let user = UserId::for_email(&email);
     let stored = credentials::get(&services.db, user.0, kinds::PASSWORD).await?;
     if !credentials::verify_password(password, stored.map(|c| c.secret_hash)).await {
@@ -560,6 +560,7 @@ pub async fn invite_member(
     role: MemberRole,
 ) -> Result<Invitation, ApiError> {
     let user_id = UserId::for_email(&email);
+    let workspace = context.workspace_id;
     let position = services
         .members
         .execute(
@@ -571,7 +572,13 @@ pub async fn invite_member(
     let has_password = credentials::get(&services.db, user_id.0, kinds::PASSWORD)
         .await?
         .is_some();
-    let token = if has_password {
+    // A person who belongs to another workspace too is that workspace's to invite: handing
+    // an invitation (which sets the password) to this one would let it take the account.
+    let elsewhere = queries::belongings(&services.db, user_id.0)
+        .await?
+        .iter()
+        .any(|b| b.workspace_id != workspace.0);
+    let token = if has_password || elsewhere {
         None
     } else {
         let invitation = OpaqueToken::generate(user_id.0);

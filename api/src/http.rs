@@ -21,7 +21,9 @@ use crate::accounts;
 use crate::app::Services;
 use crate::auth;
 use crate::error::{codes, ApiError};
-use crate::graphql::{self, AuthFailure, CartieSchema, ClientAddress, RequestContext};
+use crate::graphql::{
+    self, AuthFailure, CartieSchema, ClientAddress, RequestContext, WebSocketSession,
+};
 use crate::telemetry;
 
 /// `/health/deep` counts a projection's lag up to this many events ("at least" beyond).
@@ -101,6 +103,9 @@ async fn graphql_ws(
                             })?;
                     let mut data = async_graphql::Data::default();
                     data.insert(RequestContext::new(principal));
+                    data.insert(WebSocketSession {
+                        token: secrecy::SecretString::from(token.to_string()),
+                    });
                     Ok(data)
                 })
                 .serve()

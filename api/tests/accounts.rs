@@ -719,6 +719,15 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         )
         .await)["captureLead"]["id"]
         .clone();
+    // A person invited by A who has not set a password yet.
+    let pending = ok(api
+        .gql(
+            &a.token,
+            "mutation { inviteMember(input: { email: \"pending@a.example\", name: \"Pending\" }) { invitationToken } }",
+            json!({}),
+        )
+        .await);
+    assert!(pending["inviteMember"]["invitationToken"].is_string());
     let before = snapshot(&api, &a).await;
 
     // Workspace B's owner, and B's admin API token.
@@ -733,6 +742,19 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         .as_str()
         .unwrap()
         .to_string();
+    // B may invite the same person, but gets no invitation: it would set the password of
+    // an account that A's membership depends on.
+    let poached = ok(api
+        .gql(
+            &b.token,
+            "mutation { inviteMember(input: { email: \"pending@a.example\", name: \"Pending\" }) { invitationToken } }",
+            json!({}),
+        )
+        .await);
+    assert!(
+        poached["inviteMember"]["invitationToken"].is_null(),
+        "{poached}"
+    );
     let variables = json!({
         "listing": listing, "member": colleague.to_string(), "token": token_id,
         "conversation": conversation, "lead": lead, "bot": a_bot,

@@ -684,6 +684,35 @@ async fn subscribers_receive_new_messages_over_a_websocket_within_a_second(backe
     assert_eq!(summary["unreadCount"], 2);
     assert_eq!(summary["lastMessagePreview"], "is it still for sale?");
 
+    // The socket serves subscriptions only: it authenticated once, at its start.
+    subscribe(
+        &mut socket,
+        "mutation",
+        "mutation { createApiToken(name: \"over the socket\") { token } }",
+        json!({}),
+    )
+    .await;
+    let refused = next(&mut socket, Duration::from_secs(5)).await.unwrap();
+    assert!(refused.to_string().contains("FORBIDDEN"), "{refused}");
+
+    // Signed out: the open subscriptions end instead of delivering more.
+    ok(inbox
+        .api
+        .gql(&inbox.dealer.token, "mutation { signOut }", json!({}))
+        .await);
+    inbox.inbound(BOT, 3, 3, "Ivan", "hello?").await;
+    let mut completed = Vec::new();
+    while completed.len() < 2 {
+        let message = next(&mut socket, Duration::from_secs(5)).await.unwrap();
+        if message["id"] == "mutation" {
+            continue;
+        }
+        assert_eq!(message["type"], "complete", "{message}");
+        completed.push(message["id"].as_str().unwrap().to_string());
+    }
+    completed.sort();
+    assert_eq!(completed, ["inbox", "messages"]);
+
     // Another workspace cannot subscribe to this conversation.
     let other = inbox.api.dealer("other-live-motors").await;
     let mut stranger = connect(&base, &other.token).await;

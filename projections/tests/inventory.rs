@@ -25,6 +25,7 @@ cartie_store::on_both_backends!(
     the_projection_resumes_after_a_crash_without_applying_anything_twice,
     a_rebuild_yields_exactly_the_tables_of_incremental_projection,
     a_runner_whose_checkpoint_was_moved_goes_on_from_there,
+    batches_without_a_projectors_events_are_passed_over_without_a_write,
 );
 
 struct Fixture {
@@ -819,4 +820,98 @@ async fn a_runner_whose_checkpoint_was_moved_goes_on_from_there(backend: Backend
             .is_some());
     }
     assert_eq!(dump(f.db()).await.1.len(), 3, "each creation price once");
+}
+
+/// A projector that, until told otherwise, has no interest in any event.
+struct Picky {
+    interested: std::sync::atomic::AtomicBool,
+    applied: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl Projector for Picky {
+    fn name(&self) -> &'static str {
+        "picky"
+    }
+
+    fn handles(&self, _aggregate_type: &str) -> bool {
+        self.interested.load(Ordering::SeqCst)
+    }
+
+    async fn apply(&self, _tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+        self.applied.fetch_add(events.len(), Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn reset(&self, _tx: &mut Tx) -> Result<(), ProjectionError> {
+        Ok(())
+    }
+}
+
+async fn batches_without_a_projectors_events_are_passed_over_without_a_write(backend: Backend) {
+    let f = Fixture::new(backend).await;
+    busy_history(&f).await;
+    let log = EventLog::new(f.db().clone());
+    let total = log.event_count().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (log
+        .read_after(cartie_store::LogPosition::START, 1_000)
+        .await
+        .unwrap()
+        .len() as i64)
+        < total
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never became readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let picky = Arc::new(Picky {
+        interested: std::sync::atomic::AtomicBool::new(false),
+        applied: AtomicUsize::new(0),
+    });
+    let runner = ProjectionRunner::new(f.db().clone(), picky.clone(), LogNotifier::new())
+        .with_batch_size(10);
+    let progress = runner.progress();
+    let mut checkpoint = None;
+    let mut passed = 0;
+    loop {
+        let n = runner.step(&mut checkpoint).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        passed += n;
+    }
+    assert_eq!(passed as i64, total);
+    assert_eq!(picky.applied.load(Ordering::SeqCst), 0);
+    // Progress moved (callers waiting for it are answered) but nothing was written.
+    assert_eq!(progress.position(), log.head().await.unwrap());
+    assert_eq!(
+        cartie_projections::checkpoint::load(f.db(), "picky")
+            .await
+            .unwrap(),
+        cartie_store::LogPosition::START
+    );
+
+    // The next batch with its events is applied and saves the checkpoint past everything.
+    picky.interested.store(true, Ordering::SeqCst);
+    f.add(CAMRY).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while picky.applied.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the runner never applied the new event"
+        );
+        if runner.step(&mut checkpoint).await.unwrap() == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(
+        cartie_projections::checkpoint::load(f.db(), "picky")
+            .await
+            .unwrap(),
+        progress.position()
+    );
+    assert!(progress.position() > cartie_store::LogPosition::START);
 }

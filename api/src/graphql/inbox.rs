@@ -27,7 +27,7 @@ use cartie_projections::leads::LeadRow;
 use cartie_store::{EventLog, LogPosition};
 
 use super::inventory::{MoneyAmount, MoneyInput};
-use super::{caller, parse_id, services, RequestContext};
+use super::{caller, parse_id, services, RequestContext, WebSocketSession};
 use crate::error::ApiError;
 
 const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
@@ -164,6 +164,9 @@ impl ConversationNode {
 impl ConversationNode {
     /// Messages, newest first: `last` of them before message number `before` (the newest
     /// when omitted). Page backwards with `before: oldestSeq`.
+    #[graphql(
+        complexity = "5 + last.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE) as usize * child_complexity"
+    )]
     async fn messages(
         &self,
         ctx: &Context<'_>,
@@ -452,6 +455,8 @@ pub struct TimelineEntry {
 #[ComplexObject]
 impl LeadNode {
     /// Everything that happened to the lead, oldest first.
+    /// Costs as a page of 100 entries would.
+    #[graphql(complexity = "5 + 100 * child_complexity")]
     async fn timeline(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<TimelineEntry>> {
         use cartie_domain::lead::LeadEvent as E;
         let events = EventLog::new(services(ctx).db.clone())
@@ -739,6 +744,9 @@ pub struct InboxQuery;
 #[async_graphql::Object]
 impl InboxQuery {
     /// Conversations, most recent first.
+    #[graphql(
+        complexity = "5 + first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE) as usize * child_complexity"
+    )]
     async fn conversations(
         &self,
         ctx: &Context<'_>,
@@ -798,6 +806,9 @@ impl InboxQuery {
     }
 
     /// Leads, newest first.
+    #[graphql(
+        complexity = "5 + first.unwrap_or(DEFAULT_PAGE).clamp(0, MAX_PAGE) as usize * child_complexity"
+    )]
     async fn leads(
         &self,
         ctx: &Context<'_>,
@@ -890,14 +901,22 @@ impl InboxMutation {
             ConversationCommand::QueueOutboundMessage { content, reply_to },
         )
         .await?;
-        let workspace = caller(ctx)?.principal.workspace_id;
-        let (rows, _) =
-            inbox::messages(&services(ctx).db, workspace.0, conversation.raw_id, None, 1)
-                .await
-                .map_err(ApiError::from)?;
+        let principal = caller(ctx)?.principal;
+        // The caller's newest outbound message: a buyer's message that landed meanwhile is
+        // newer but not this one.
+        let author = principal.actor().to_string();
+        let (rows, _) = inbox::messages(
+            &services(ctx).db,
+            principal.workspace_id.0,
+            conversation.raw_id,
+            None,
+            MAX_PAGE,
+        )
+        .await
+        .map_err(ApiError::from)?;
         let row = rows
             .into_iter()
-            .next()
+            .find(|r| r.direction == "OUTBOUND" && r.author == author)
             .ok_or(ApiError::NotFound("message"))?;
         Ok(MessageNode::from_row(row)?)
     }
@@ -1146,6 +1165,21 @@ fn subscriber<'a>(ctx: &Context<'a>, field: &str) -> Result<&'a RequestContext, 
     Ok(caller)
 }
 
+/// Whether the subscriber's credential still holds (not signed out, disabled or revoked):
+/// checked before every item, since the WebSocket authenticated only at its start.
+async fn still_authorised(
+    services: &crate::app::Services,
+    token: Option<&secrecy::SecretString>,
+) -> bool {
+    use secrecy::ExposeSecret;
+    match token {
+        Some(token) => crate::accounts::authenticate(services, token.expose_secret())
+            .await
+            .is_ok(),
+        None => true,
+    }
+}
+
 /// Changes after `last` not yet sent, by key (the newest change of each), oldest first.
 fn unsent<K: std::hash::Hash + Eq + Copy, R>(
     rows: Vec<R>,
@@ -1179,6 +1213,7 @@ impl InboxSubscription {
         ctx: &Context<'_>,
     ) -> async_graphql::Result<impl futures::Stream<Item = ConversationNode>> {
         let workspace = subscriber(ctx, "inboxChanged")?.principal.workspace_id.0;
+        let token = ctx.data_opt::<WebSocketSession>().map(|s| s.token.clone());
         let services = ctx
             .data_unchecked::<std::sync::Arc<crate::app::Services>>()
             .clone();
@@ -1205,30 +1240,38 @@ impl InboxSubscription {
         );
         Ok(futures::stream::unfold(
             state,
-            move |(services, mut progress, mut last, mut sent, mut pending)| async move {
-                loop {
-                    if let Some(row) = pending.pop_front() {
-                        let node = ConversationNode::from_row(row);
-                        return Some((node, (services, progress, last, sent, pending)));
-                    }
-                    match inbox::changed_after(
-                        &services.db,
-                        workspace,
-                        last - LOOKBACK,
-                        CHANGES_PER_QUERY,
-                    )
-                    .await
-                    {
-                        Ok(rows) => pending.extend(unsent(
-                            rows,
-                            |r: &ConversationRow| (r.conversation_id, r.changed_position),
-                            &mut sent,
-                            &mut last,
-                        )),
-                        Err(error) => tracing::warn!(%error, "inboxChanged: cannot read changes"),
-                    }
-                    if pending.is_empty() && !progress.changed().await {
-                        return None;
+            move |(services, mut progress, mut last, mut sent, mut pending)| {
+                let token = token.clone();
+                async move {
+                    loop {
+                        if let Some(row) = pending.pop_front() {
+                            if !still_authorised(&services, token.as_ref()).await {
+                                return None;
+                            }
+                            let node = ConversationNode::from_row(row);
+                            return Some((node, (services, progress, last, sent, pending)));
+                        }
+                        match inbox::changed_after(
+                            &services.db,
+                            workspace,
+                            last - LOOKBACK,
+                            CHANGES_PER_QUERY,
+                        )
+                        .await
+                        {
+                            Ok(rows) => pending.extend(unsent(
+                                rows,
+                                |r: &ConversationRow| (r.conversation_id, r.changed_position),
+                                &mut sent,
+                                &mut last,
+                            )),
+                            Err(error) => {
+                                tracing::warn!(%error, "inboxChanged: cannot read changes")
+                            }
+                        }
+                        if pending.is_empty() && !progress.changed().await {
+                            return None;
+                        }
                     }
                 }
             },
@@ -1245,6 +1288,7 @@ impl InboxSubscription {
             .principal
             .workspace_id
             .0;
+        let token = ctx.data_opt::<WebSocketSession>().map(|s| s.token.clone());
         let conversation = parse_id("id", &id)?;
         let services = ctx
             .data_unchecked::<std::sync::Arc<crate::app::Services>>()
@@ -1283,37 +1327,43 @@ impl InboxSubscription {
         );
         Ok(futures::stream::unfold(
             state,
-            move |(services, mut progress, mut last, mut sent, mut pending)| async move {
-                loop {
-                    if let Some(row) = pending.pop_front() {
-                        match MessageNode::from_row(row) {
-                            Ok(node) => {
-                                return Some((node, (services, progress, last, sent, pending)))
+            move |(services, mut progress, mut last, mut sent, mut pending)| {
+                let token = token.clone();
+                async move {
+                    loop {
+                        if let Some(row) = pending.pop_front() {
+                            if !still_authorised(&services, token.as_ref()).await {
+                                return None;
                             }
-                            Err(_) => continue,
+                            match MessageNode::from_row(row) {
+                                Ok(node) => {
+                                    return Some((node, (services, progress, last, sent, pending)))
+                                }
+                                Err(_) => continue,
+                            }
                         }
-                    }
-                    match inbox::messages_after(
-                        &services.db,
-                        workspace,
-                        conversation,
-                        last - LOOKBACK,
-                        CHANGES_PER_QUERY,
-                    )
-                    .await
-                    {
-                        Ok(rows) => pending.extend(unsent(
-                            rows,
-                            |r: &MessageRow| (r.seq, r.position),
-                            &mut sent,
-                            &mut last,
-                        )),
-                        Err(error) => {
-                            tracing::warn!(%error, "conversationMessages: cannot read changes")
+                        match inbox::messages_after(
+                            &services.db,
+                            workspace,
+                            conversation,
+                            last - LOOKBACK,
+                            CHANGES_PER_QUERY,
+                        )
+                        .await
+                        {
+                            Ok(rows) => pending.extend(unsent(
+                                rows,
+                                |r: &MessageRow| (r.seq, r.position),
+                                &mut sent,
+                                &mut last,
+                            )),
+                            Err(error) => {
+                                tracing::warn!(%error, "conversationMessages: cannot read changes")
+                            }
                         }
-                    }
-                    if pending.is_empty() && !progress.changed().await {
-                        return None;
+                        if pending.is_empty() && !progress.changed().await {
+                            return None;
+                        }
                     }
                 }
             },

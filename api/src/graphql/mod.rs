@@ -67,6 +67,13 @@ pub struct ClientAddress(pub Option<IpAddr>);
 #[derive(Debug, Clone)]
 pub struct AuthFailure(pub String);
 
+/// Marks a request that came over the WebSocket, with the token it authenticated with, so
+/// every subscription item can check the credential still holds.
+#[derive(Clone)]
+pub struct WebSocketSession {
+    pub token: secrecy::SecretString,
+}
+
 /// The authenticated caller of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct RequestContext {
