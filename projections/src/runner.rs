@@ -43,10 +43,17 @@ pub trait Projector: Send + Sync + 'static {
     /// Stable name: the key of the checkpoint.
     fn name(&self) -> &'static str;
 
+    /// The aggregate types whose events concern the projector (`None`: all). The runner
+    /// wakes only for appends of these, and passes over batches without them.
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        None
+    }
+
     /// Whether events of this aggregate type concern the projector. A batch with none of
     /// them is passed over without a write (the checkpoint is saved now and then).
-    fn handles(&self, _aggregate_type: &str) -> bool {
-        true
+    fn handles(&self, aggregate_type: &str) -> bool {
+        self.aggregate_types()
+            .is_none_or(|types| types.contains(&aggregate_type))
     }
 
     /// Applies a batch of events (in log order; it may hold events of other aggregates).
@@ -140,7 +147,9 @@ impl ProjectionRunner {
     /// checkpoint never moves past an event that was not applied.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let name = self.projector.name();
-        let mut wake = self.notifier.subscribe();
+        let mut wake = self
+            .notifier
+            .subscribe_for(self.projector.aggregate_types());
         let mut checkpoint = None;
         let mut backoff = Duration::from_millis(100);
         tracing::info!(projection = name, "projection runner started");

@@ -348,7 +348,7 @@ where
                 }
             }
         };
-        self.notifier.appended();
+        self.notifier.appended_to(A::TYPE);
         if let Some(position) = appended_at {
             return Ok(Some(position));
         }

@@ -235,6 +235,36 @@ pub struct LogNotifier {
     appended: Arc<watch::Sender<u64>>,
     /// Anything readers should look at: local appends and notifications from elsewhere.
     wake: Arc<watch::Sender<u64>>,
+    /// Notifications from other processes (or a reconnect): everyone looks.
+    remote: Arc<watch::Sender<u64>>,
+    /// Local appends by aggregate type, for readers that care about a few types only.
+    typed: Arc<std::sync::Mutex<std::collections::HashMap<String, watch::Sender<u64>>>>,
+    /// This process's mark on its notifications, so it does not wake itself twice.
+    origin: Arc<str>,
+}
+
+/// What one reader waits on: local appends of its aggregate types (or of any, when it
+/// named none) and notifications from other processes.
+pub struct Wakeups {
+    receivers: Vec<watch::Receiver<u64>>,
+}
+
+impl Wakeups {
+    /// Forgets signals seen so far.
+    pub fn mark_unchanged(&mut self) {
+        for receiver in &mut self.receivers {
+            receiver.mark_unchanged();
+        }
+    }
+
+    /// Waits for the next signal.
+    pub async fn changed(&mut self) {
+        let waits = self
+            .receivers
+            .iter_mut()
+            .map(|receiver| Box::pin(receiver.changed()));
+        let _ = futures::future::select_all(waits).await;
+    }
 }
 
 impl Default for LogNotifier {
@@ -257,6 +287,9 @@ impl LogNotifier {
         Self {
             appended: Arc::new(watch::channel(0).0),
             wake: Arc::new(watch::channel(0).0),
+            remote: Arc::new(watch::channel(0).0),
+            typed: Arc::default(),
+            origin: Uuid::now_v7().to_string().into(),
         }
     }
 
@@ -264,11 +297,43 @@ impl LogNotifier {
     pub fn appended(&self) {
         bump(&self.appended);
         bump(&self.wake);
+        for sender in self.typed.lock().expect("not poisoned").values() {
+            bump(sender);
+        }
+    }
+
+    /// This process appended events of one aggregate type: wakes the readers of that type
+    /// (and those of every type) only.
+    pub fn appended_to(&self, aggregate_type: &str) {
+        bump(&self.appended);
+        bump(&self.wake);
+        if let Some(sender) = self.typed.lock().expect("not poisoned").get(aggregate_type) {
+            bump(sender);
+        }
     }
 
     /// Readers should look at the log again (e.g. another process appended).
     pub fn wake(&self) {
         bump(&self.wake);
+        bump(&self.remote);
+    }
+
+    /// What a reader of these aggregate types waits on (`None`: of every type).
+    pub fn subscribe_for(&self, aggregate_types: Option<&[&str]>) -> Wakeups {
+        let mut receivers = vec![self.remote.subscribe()];
+        match aggregate_types {
+            None => receivers.push(self.wake.subscribe()),
+            Some(types) => {
+                let mut typed = self.typed.lock().expect("not poisoned");
+                for aggregate_type in types {
+                    let sender = typed
+                        .entry(aggregate_type.to_string())
+                        .or_insert_with(|| watch::channel(0).0);
+                    receivers.push(sender.subscribe());
+                }
+            }
+        }
+        Wakeups { receivers }
     }
 
     /// What readers wait on.
@@ -281,11 +346,12 @@ impl LogNotifier {
     /// being covered by the next one.
     pub fn publish_postgres(&self, pool: PgPool) -> tokio::task::JoinHandle<()> {
         let mut appended = self.appended.subscribe();
+        let origin = self.origin.clone();
         tokio::spawn(async move {
             let mut connection = None;
             while appended.changed().await.is_ok() {
                 appended.mark_unchanged();
-                if let Err(error) = notify_postgres(&pool, &mut connection).await {
+                if let Err(error) = notify_postgres(&pool, &mut connection, &origin).await {
                     tracing::warn!(%error, "cannot NOTIFY other processes of new events");
                     connection = None;
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -315,6 +381,8 @@ impl LogNotifier {
                             notifier.wake();
                             loop {
                                 match listener.recv().await {
+                                    // Its own notifications: its readers were woken already.
+                                    Ok(n) if n.payload() == &*notifier.origin => {}
                                     Ok(_) => notifier.wake(),
                                     Err(error) => {
                                         tracing::warn!(%error, "lost the event notification connection");
@@ -338,6 +406,7 @@ impl LogNotifier {
 async fn notify_postgres(
     pool: &PgPool,
     connection: &mut Option<PgConnection>,
+    origin: &str,
 ) -> Result<(), sqlx::Error> {
     let conn = match connection {
         Some(conn) => conn,
@@ -349,8 +418,9 @@ async fn notify_postgres(
             connection.insert(conn)
         }
     };
-    sqlx::query("SELECT pg_notify($1, '')")
+    sqlx::query("SELECT pg_notify($1, $2)")
         .bind(LogNotifier::CHANNEL)
+        .bind(origin)
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -33,11 +33,8 @@ impl Projector for DirectoryProjector {
         Self::NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        matches!(
-            aggregate_type,
-            Workspace::TYPE | Member::TYPE | ApiToken::TYPE
-        )
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Workspace::TYPE, Member::TYPE, ApiToken::TYPE])
     }
 
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {

@@ -70,8 +70,8 @@ impl Projector for InboxProjector {
         Self::NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Conversation::TYPE
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Conversation::TYPE])
     }
 
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {

@@ -34,8 +34,8 @@ impl Projector for InventoryProjector {
         Self::NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Listing::TYPE
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Listing::TYPE])
     }
 
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {

@@ -53,8 +53,8 @@ impl Projector for LeadsProjector {
         Self::NAME
     }
 
-    fn handles(&self, aggregate_type: &str) -> bool {
-        aggregate_type == Lead::TYPE
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        Some(&[Lead::TYPE])
     }
 
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
