@@ -647,24 +647,9 @@ async fn the_projection_resumes_after_a_crash_without_applying_anything_twice(ba
     busy_history(&f).await;
     let total = EventLog::new(f.db().clone()).event_count().await.unwrap();
     assert_eq!(total, 54);
-    // On PostgreSQL the reader sees an event once every older transaction of the cluster
-    // has ended; transactions of tests running beside this one can hold a few back for a
-    // moment. Wait until all are readable, so that every batch below is a full one.
+    // Every batch below is a full one once the whole log is readable.
     let log = EventLog::new(f.db().clone());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while (log
-        .read_after(cartie_store::LogPosition::START, 1_000)
-        .await
-        .unwrap()
-        .len() as i64)
-        < total
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log never became readable"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until_readable(&log, total).await;
 
     let crashing = Arc::new(CrashingProjector {
         batches: AtomicUsize::new(0),
@@ -853,20 +838,7 @@ async fn batches_without_a_projectors_events_are_passed_over_without_a_write(bac
     busy_history(&f).await;
     let log = EventLog::new(f.db().clone());
     let total = log.event_count().await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while (log
-        .read_after(cartie_store::LogPosition::START, 1_000)
-        .await
-        .unwrap()
-        .len() as i64)
-        < total
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the log never became readable"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    wait_until_readable(&log, total).await;
     let picky = Arc::new(Picky {
         interested: std::sync::atomic::AtomicBool::new(false),
         applied: AtomicUsize::new(0),
@@ -914,4 +886,24 @@ async fn batches_without_a_projectors_events_are_passed_over_without_a_write(bac
         progress.position()
     );
     assert!(progress.position() > cartie_store::LogPosition::START);
+}
+
+/// On PostgreSQL the reader sees an event once every older transaction of the cluster has
+/// ended; transactions of tests running beside this one can hold a few back for a moment.
+/// Waits until all `total` events are readable.
+async fn wait_until_readable(log: &EventLog, total: i64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (log
+        .read_after(cartie_store::LogPosition::START, 1_000)
+        .await
+        .unwrap()
+        .len() as i64)
+        < total
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the log never became readable"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

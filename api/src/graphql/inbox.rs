@@ -1,6 +1,8 @@
 //! The Inbox and Leads: conversations with buyers, their messages, and the leads worth
 //! following up. Adapters record inbound messages through `recordInboundMessage`.
 
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, OneofObject, SimpleObject, ID};
@@ -28,6 +30,7 @@ use cartie_store::{EventLog, LogPosition};
 
 use super::inventory::{MoneyAmount, MoneyInput};
 use super::{caller, parse_id, services, RequestContext, WebSocketSession};
+use crate::app::Services;
 use crate::error::ApiError;
 
 const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
@@ -1167,10 +1170,7 @@ fn subscriber<'a>(ctx: &Context<'a>, field: &str) -> Result<&'a RequestContext, 
 
 /// Whether the subscriber's credential still holds (not signed out, disabled or revoked):
 /// checked before every item, since the WebSocket authenticated only at its start.
-async fn still_authorised(
-    services: &crate::app::Services,
-    token: Option<&secrecy::SecretString>,
-) -> bool {
+async fn still_authorised(services: &Services, token: Option<&secrecy::SecretString>) -> bool {
     use secrecy::ExposeSecret;
     match token {
         Some(token) => crate::accounts::authenticate(services, token.expose_secret())
@@ -1184,7 +1184,7 @@ async fn still_authorised(
 fn unsent<K: std::hash::Hash + Eq + Copy, R>(
     rows: Vec<R>,
     key: impl Fn(&R) -> (K, i64),
-    sent: &mut std::collections::HashMap<K, i64>,
+    sent: &mut HashMap<K, i64>,
     last: &mut i64,
 ) -> Vec<R> {
     let mut fresh = Vec::new();
@@ -1201,6 +1201,60 @@ fn unsent<K: std::hash::Hash + Eq + Copy, R>(
     fresh
 }
 
+/// The rows that change after a subscriber starts, as a stream: each time the Inbox
+/// projection moves, reads what changed (`fetch(after)`), sends what was not sent yet,
+/// and re-checks the subscriber's credential before every item.
+async fn changes<R, K, N, F, Fut>(
+    services: Arc<Services>,
+    token: Option<secrecy::SecretString>,
+    fetch: F,
+    key: fn(&R) -> (K, i64),
+    node: fn(R) -> Option<N>,
+) -> Result<impl futures::Stream<Item = N>, ApiError>
+where
+    R: Send + 'static,
+    K: std::hash::Hash + Eq + Copy + Send + 'static,
+    N: Send + 'static,
+    F: Fn(Arc<Services>, i64) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Vec<R>, sqlx::Error>> + Send,
+{
+    let progress = services.inbox.clone();
+    let mut last = progress.position().global_position;
+    // What is there already is not news: only later changes are sent.
+    let mut sent = HashMap::new();
+    let existing = fetch(services.clone(), last - LOOKBACK).await?;
+    unsent(existing, key, &mut sent, &mut last);
+    let state = (services, progress, last, sent, VecDeque::new());
+    Ok(futures::stream::unfold(
+        state,
+        move |(services, mut progress, mut last, mut sent, mut pending)| {
+            let (token, fetch) = (token.clone(), fetch.clone());
+            async move {
+                loop {
+                    if let Some(row) = pending.pop_front() {
+                        if !still_authorised(&services, token.as_ref()).await {
+                            return None;
+                        }
+                        match node(row) {
+                            Some(item) => {
+                                return Some((item, (services, progress, last, sent, pending)))
+                            }
+                            None => continue,
+                        }
+                    }
+                    match fetch(services.clone(), last - LOOKBACK).await {
+                        Ok(rows) => pending.extend(unsent(rows, key, &mut sent, &mut last)),
+                        Err(error) => tracing::warn!(%error, "subscription: cannot read changes"),
+                    }
+                    if pending.is_empty() && !progress.changed().await {
+                        return None;
+                    }
+                }
+            }
+        },
+    ))
+}
+
 #[derive(Default)]
 pub struct InboxSubscription;
 
@@ -1214,68 +1268,17 @@ impl InboxSubscription {
     ) -> async_graphql::Result<impl futures::Stream<Item = ConversationNode>> {
         let workspace = subscriber(ctx, "inboxChanged")?.principal.workspace_id.0;
         let token = ctx.data_opt::<WebSocketSession>().map(|s| s.token.clone());
-        let services = ctx
-            .data_unchecked::<std::sync::Arc<crate::app::Services>>()
-            .clone();
-        let progress = services.inbox.clone();
-        let mut last = progress.position().global_position;
-        // What is there already is not news: only later changes are sent.
-        let mut sent = std::collections::HashMap::new();
-        let existing =
-            inbox::changed_after(&services.db, workspace, last - LOOKBACK, CHANGES_PER_QUERY)
-                .await
-                .map_err(ApiError::from)?;
-        unsent(
-            existing,
-            |r: &ConversationRow| (r.conversation_id, r.changed_position),
-            &mut sent,
-            &mut last,
-        );
-        let state = (
+        let services = ctx.data_unchecked::<Arc<Services>>().clone();
+        Ok(changes(
             services,
-            progress,
-            last,
-            sent,
-            std::collections::VecDeque::new(),
-        );
-        Ok(futures::stream::unfold(
-            state,
-            move |(services, mut progress, mut last, mut sent, mut pending)| {
-                let token = token.clone();
-                async move {
-                    loop {
-                        if let Some(row) = pending.pop_front() {
-                            if !still_authorised(&services, token.as_ref()).await {
-                                return None;
-                            }
-                            let node = ConversationNode::from_row(row);
-                            return Some((node, (services, progress, last, sent, pending)));
-                        }
-                        match inbox::changed_after(
-                            &services.db,
-                            workspace,
-                            last - LOOKBACK,
-                            CHANGES_PER_QUERY,
-                        )
-                        .await
-                        {
-                            Ok(rows) => pending.extend(unsent(
-                                rows,
-                                |r: &ConversationRow| (r.conversation_id, r.changed_position),
-                                &mut sent,
-                                &mut last,
-                            )),
-                            Err(error) => {
-                                tracing::warn!(%error, "inboxChanged: cannot read changes")
-                            }
-                        }
-                        if pending.is_empty() && !progress.changed().await {
-                            return None;
-                        }
-                    }
-                }
+            token,
+            move |services: Arc<Services>, after| async move {
+                inbox::changed_after(&services.db, workspace, after, CHANGES_PER_QUERY).await
             },
-        ))
+            |row: &ConversationRow| (row.conversation_id, row.changed_position),
+            |row| Some(ConversationNode::from_row(row)),
+        )
+        .await?)
     }
 
     /// Messages of one conversation as they arrive or change (delivered, failed, edited).
@@ -1290,9 +1293,7 @@ impl InboxSubscription {
             .0;
         let token = ctx.data_opt::<WebSocketSession>().map(|s| s.token.clone());
         let conversation = parse_id("id", &id)?;
-        let services = ctx
-            .data_unchecked::<std::sync::Arc<crate::app::Services>>()
-            .clone();
+        let services = ctx.data_unchecked::<Arc<Services>>().clone();
         if inbox::conversation(&services.db, workspace, conversation)
             .await
             .map_err(ApiError::from)?
@@ -1300,73 +1301,22 @@ impl InboxSubscription {
         {
             return Err(ApiError::NotFound("conversation").into());
         }
-        let progress = services.inbox.clone();
-        let mut last = progress.position().global_position;
-        let mut sent = std::collections::HashMap::new();
-        let existing = inbox::messages_after(
-            &services.db,
-            workspace,
-            conversation,
-            last - LOOKBACK,
-            CHANGES_PER_QUERY,
-        )
-        .await
-        .map_err(ApiError::from)?;
-        unsent(
-            existing,
-            |r: &MessageRow| (r.seq, r.position),
-            &mut sent,
-            &mut last,
-        );
-        let state = (
+        Ok(changes(
             services,
-            progress,
-            last,
-            sent,
-            std::collections::VecDeque::new(),
-        );
-        Ok(futures::stream::unfold(
-            state,
-            move |(services, mut progress, mut last, mut sent, mut pending)| {
-                let token = token.clone();
-                async move {
-                    loop {
-                        if let Some(row) = pending.pop_front() {
-                            if !still_authorised(&services, token.as_ref()).await {
-                                return None;
-                            }
-                            match MessageNode::from_row(row) {
-                                Ok(node) => {
-                                    return Some((node, (services, progress, last, sent, pending)))
-                                }
-                                Err(_) => continue,
-                            }
-                        }
-                        match inbox::messages_after(
-                            &services.db,
-                            workspace,
-                            conversation,
-                            last - LOOKBACK,
-                            CHANGES_PER_QUERY,
-                        )
-                        .await
-                        {
-                            Ok(rows) => pending.extend(unsent(
-                                rows,
-                                |r: &MessageRow| (r.seq, r.position),
-                                &mut sent,
-                                &mut last,
-                            )),
-                            Err(error) => {
-                                tracing::warn!(%error, "conversationMessages: cannot read changes")
-                            }
-                        }
-                        if pending.is_empty() && !progress.changed().await {
-                            return None;
-                        }
-                    }
-                }
+            token,
+            move |services: Arc<Services>, after| async move {
+                inbox::messages_after(
+                    &services.db,
+                    workspace,
+                    conversation,
+                    after,
+                    CHANGES_PER_QUERY,
+                )
+                .await
             },
-        ))
+            |row: &MessageRow| (row.seq, row.position),
+            |row| MessageNode::from_row(row).ok(),
+        )
+        .await?)
     }
 }
