@@ -78,6 +78,18 @@ pub enum LeadSource {
 }
 
 impl LeadSource {
+    pub const ALL: [LeadSource; 4] = [
+        LeadSource::Conversation,
+        LeadSource::Form,
+        LeadSource::Channel,
+        LeadSource::Manual,
+    ];
+
+    /// The source its `as_str` names.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             LeadSource::Conversation => "CONVERSATION",
@@ -99,6 +111,19 @@ pub enum LeadStatus {
 }
 
 impl LeadStatus {
+    pub const ALL: [LeadStatus; 5] = [
+        LeadStatus::New,
+        LeadStatus::Contacted,
+        LeadStatus::Qualified,
+        LeadStatus::Won,
+        LeadStatus::Lost,
+    ];
+
+    /// The status its `as_str` names.
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             LeadStatus::New => "NEW",
@@ -480,7 +505,7 @@ mod tests {
                 to: Contacted,
             });
         // Every pair outside the pipeline is refused.
-        let all = [New, Contacted, Qualified, Won, Lost];
+        let all = LeadStatus::ALL;
         let allowed: Vec<_> = all
             .iter()
             .flat_map(|a| all.iter().map(move |b| (*a, *b)))

@@ -198,7 +198,6 @@ pub struct Membership {
 pub struct Member {
     email: Option<Email>,
     name: Option<Text>,
-    has_password: bool,
     memberships: BTreeMap<WorkspaceId, Membership>,
 }
 
@@ -274,14 +273,6 @@ impl Member {
         };
         Ok(events)
     }
-
-    pub fn has_password(&self) -> bool {
-        self.has_password
-    }
-
-    pub fn membership(&self, workspace: WorkspaceId) -> Option<Membership> {
-        self.memberships.get(&workspace).copied()
-    }
 }
 
 crate::decided_aggregate!(Member, "Member", MemberCommand, MemberEvent, MemberError);
@@ -320,7 +311,7 @@ impl Member {
                     m.disabled = false;
                 }
             }
-            MemberEvent::PasswordChanged => self.has_password = true,
+            MemberEvent::PasswordChanged => {}
             MemberEvent::UserRenamed { name } => self.name = Some(name),
         }
     }

@@ -125,18 +125,11 @@ impl ConversationNode {
             (None, _, Some(username)) => format!("@{username}"),
             _ => format!("chat {}", row.chat_id),
         };
-        let lead_status = row.lead_status.as_deref().and_then(|s| {
-            [
-                DomainStatus::New,
-                DomainStatus::Contacted,
-                DomainStatus::Qualified,
-                DomainStatus::Won,
-                DomainStatus::Lost,
-            ]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .map(LeadStatus::from)
-        });
+        let lead_status = row
+            .lead_status
+            .as_deref()
+            .and_then(DomainStatus::parse)
+            .map(LeadStatus::from);
         Self {
             id: ID(row.conversation_id.to_string()),
             bot_id: ID(row.bot_id.to_string()),
@@ -391,25 +384,10 @@ impl LeadNode {
     fn from_row(row: LeadRow) -> Result<Self, ApiError> {
         let internal =
             |what: &str, value: &str| ApiError::internal(format!("unknown {what} {value:?}"));
-        let status = [
-            DomainStatus::New,
-            DomainStatus::Contacted,
-            DomainStatus::Qualified,
-            DomainStatus::Won,
-            DomainStatus::Lost,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == row.status)
-        .ok_or_else(|| internal("status", &row.status))?;
-        let source = [
-            DomainSource::Conversation,
-            DomainSource::Form,
-            DomainSource::Channel,
-            DomainSource::Manual,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == row.source)
-        .ok_or_else(|| internal("source", &row.source))?;
+        let status =
+            DomainStatus::parse(&row.status).ok_or_else(|| internal("status", &row.status))?;
+        let source =
+            DomainSource::parse(&row.source).ok_or_else(|| internal("source", &row.source))?;
         let budget = match (row.budget_minor, row.budget_currency.as_deref()) {
             (Some(amount_minor), Some(currency)) => Some(MoneyAmount {
                 amount_minor,

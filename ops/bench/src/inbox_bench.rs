@@ -12,18 +12,10 @@ use cartie_store::Database;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::post;
+use super::{percentile, post};
 
 const RECORD: &str = "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { messageCount } }";
 const BOT: &str = "0190c2a4-6f3e-7a1b-9c2d-00000000be01";
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted
-        .get(index)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(f64::NAN)
-}
 
 fn message(chat: u64, update: u64) -> serde_json::Value {
     json!({ "input": {

@@ -190,13 +190,7 @@ async fn load(url: String, token: String, clients: usize, seconds: u64) -> anyho
     }
     let elapsed = started.elapsed().as_secs_f64();
     latencies.sort();
-    let percentile = |p: f64| {
-        let index = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies
-            .get(index)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(f64::NAN)
-    };
+    let percentile = |p: f64| percentile(&latencies, p);
     println!(
         "{}",
         json!({
@@ -211,6 +205,15 @@ async fn load(url: String, token: String, clients: usize, seconds: u64) -> anyho
     );
     ensure!(errors.load(Ordering::Relaxed) == 0, "some commands failed");
     Ok(())
+}
+
+/// The `p` quantile of sorted latencies, in milliseconds.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted
+        .get(index)
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .unwrap_or(f64::NAN)
 }
 
 pub(crate) async fn post(

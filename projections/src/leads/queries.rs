@@ -68,16 +68,3 @@ pub async fn get(db: &Database, workspace: Uuid, id: Uuid) -> Result<Option<Lead
     let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = $1 AND lead_id = $2");
     on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(id).fetch_optional(pool).await)
 }
-
-/// The lead of a conversation.
-pub async fn of_conversation(
-    db: &Database,
-    workspace: Uuid,
-    conversation: Uuid,
-) -> Result<Option<LeadRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = $1 AND conversation_id = $2 \
-         ORDER BY created_position LIMIT 1"
-    );
-    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(conversation).fetch_optional(pool).await)
-}
