@@ -35,6 +35,7 @@ macro_rules! decided_aggregate {
 }
 
 pub mod api_token;
+pub mod bot;
 pub mod context;
 pub mod ids;
 pub mod inbox;

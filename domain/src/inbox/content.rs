@@ -65,7 +65,15 @@ pub enum MessageKind {
     Sticker,
     Contact,
     Location,
+    /// The buyer pressed one of the bot's inline buttons; the text is the button's data.
+    Callback,
+    /// Several photos, videos, documents or audio files sent together (outbound; inbound
+    /// albums arrive as separate messages sharing a media group id).
+    Album,
 }
+
+/// Telegram sends 2 to 10 files as one album.
+pub const ALBUM_ITEMS: std::ops::RangeInclusive<usize> = 2..=10;
 
 impl MessageKind {
     pub fn as_str(&self) -> &'static str {
@@ -80,14 +88,20 @@ impl MessageKind {
             MessageKind::Sticker => "STICKER",
             MessageKind::Contact => "CONTACT",
             MessageKind::Location => "LOCATION",
+            MessageKind::Callback => "CALLBACK",
+            MessageKind::Album => "ALBUM",
         }
     }
 
-    /// Kinds that carry a file (and, but for stickers, a caption).
+    /// Kinds that carry one file (and, but for stickers, a caption).
     pub fn has_file(&self) -> bool {
         !matches!(
             self,
-            MessageKind::Text | MessageKind::Contact | MessageKind::Location
+            MessageKind::Text
+                | MessageKind::Contact
+                | MessageKind::Location
+                | MessageKind::Callback
+                | MessageKind::Album
         )
     }
 }
@@ -106,6 +120,22 @@ pub struct MessageContent {
     pub emoji: Option<String>,
     pub contact: Option<SharedContact>,
     pub location: Option<Location>,
+    /// Telegram's smaller renditions of a photo (their file ids); `file` is the largest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_sizes: Vec<String>,
+    /// Messages of one inbound album share this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_group_id: Option<String>,
+    /// The files of an ALBUM, in order; `text` is the album's caption.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub album: Vec<AlbumItem>,
+}
+
+/// One file of an album.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlbumItem {
+    pub kind: MessageKind,
+    pub file: FileRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -194,6 +224,71 @@ impl MessageContent {
         Ok(content)
     }
 
+    /// A press on one of the bot's inline buttons.
+    pub fn callback(data: &str) -> Result<Self, FieldError> {
+        let data = bounded("data", data, 256)?
+            .ok_or_else(|| FieldError::new("data", "a button press carries data"))?;
+        Ok(Self::empty(MessageKind::Callback, Some(data)))
+    }
+
+    /// An album: 2 to 10 photos and videos, or only documents, or only audio files, with
+    /// one caption.
+    pub fn album(items: Vec<AlbumItem>, caption: Option<&str>) -> Result<Self, FieldError> {
+        if !ALBUM_ITEMS.contains(&items.len()) {
+            return Err(FieldError::new(
+                "album",
+                format!(
+                    "an album holds {} to {} files (got {})",
+                    ALBUM_ITEMS.start(),
+                    ALBUM_ITEMS.end(),
+                    items.len()
+                ),
+            ));
+        }
+        let visual = |k: MessageKind| matches!(k, MessageKind::Photo | MessageKind::Video);
+        for item in &items {
+            if !matches!(
+                item.kind,
+                MessageKind::Photo
+                    | MessageKind::Video
+                    | MessageKind::Document
+                    | MessageKind::Audio
+            ) {
+                return Err(FieldError::new(
+                    "album",
+                    format!("{} cannot be part of an album", item.kind.as_str()),
+                ));
+            }
+            let first = items[0].kind;
+            if visual(first) != visual(item.kind) || (!visual(first) && first != item.kind) {
+                return Err(FieldError::new(
+                    "album",
+                    "photos and videos may be mixed; documents and audio files only with their own kind",
+                ));
+            }
+        }
+        let caption = match caption {
+            Some(caption) => bounded("caption", caption, MAX_CAPTION_CHARS)?,
+            None => None,
+        };
+        let mut content = Self::empty(MessageKind::Album, caption);
+        content.album = items;
+        Ok(content)
+    }
+
+    pub fn with_other_sizes(mut self, other_sizes: Vec<String>) -> Self {
+        self.other_sizes = other_sizes;
+        self
+    }
+
+    pub fn with_media_group(mut self, media_group_id: Option<&str>) -> Self {
+        self.media_group_id = media_group_id
+            .map(str::trim)
+            .filter(|id| !id.is_empty())
+            .map(|id| id.chars().take(64).collect());
+        self
+    }
+
     pub fn with_file_name(mut self, file_name: Option<&str>) -> Self {
         self.file_name = file_name
             .map(str::trim)
@@ -216,6 +311,9 @@ impl MessageContent {
             emoji: None,
             contact: None,
             location: None,
+            other_sizes: Vec::new(),
+            media_group_id: None,
+            album: Vec::new(),
         }
     }
 
@@ -223,6 +321,11 @@ impl MessageContent {
     pub fn preview(&self) -> String {
         let body = match (&self.text, self.kind) {
             (Some(text), MessageKind::Text) => text.clone(),
+            (Some(data), MessageKind::Callback) => format!("[button] {data}"),
+            (None, MessageKind::Album) => format!("[album of {}]", self.album.len()),
+            (Some(caption), MessageKind::Album) => {
+                format!("[album of {}] {caption}", self.album.len())
+            }
             (Some(caption), kind) => format!("[{}] {caption}", kind.as_str().to_lowercase()),
             (None, MessageKind::Contact) => self
                 .contact
@@ -309,5 +412,46 @@ mod tests {
         let location = MessageContent::location("l", 50.45, 30.52).unwrap();
         assert_eq!(location.preview(), "[location]");
         assert!(MessageContent::location("l", 91.0, 0.0).is_err());
+    }
+
+    #[test]
+    fn albums_follow_telegram_grouping_rules() {
+        let item = |kind| AlbumItem {
+            kind,
+            file: FileRef::telegram("f", "id").unwrap(),
+        };
+        let mixed = MessageContent::album(
+            vec![item(MessageKind::Photo), item(MessageKind::Video)],
+            Some("Both sides"),
+        )
+        .unwrap();
+        assert_eq!(mixed.preview(), "[album of 2] Both sides");
+        for bad in [
+            vec![item(MessageKind::Photo)],
+            vec![item(MessageKind::Photo); 11],
+            vec![item(MessageKind::Photo), item(MessageKind::Document)],
+            vec![item(MessageKind::Audio), item(MessageKind::Document)],
+            vec![item(MessageKind::Sticker), item(MessageKind::Sticker)],
+        ] {
+            assert_eq!(MessageContent::album(bad, None).unwrap_err().field, "album");
+        }
+        assert!(MessageContent::album(
+            vec![item(MessageKind::Document), item(MessageKind::Document)],
+            None
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn button_presses_and_photo_sizes() {
+        let press = MessageContent::callback("listing:42").unwrap();
+        assert_eq!(press.preview(), "[button] listing:42");
+        assert!(MessageContent::callback(" ").is_err());
+        // Content recorded before these fields existed still reads.
+        let old: MessageContent = serde_json::from_str(
+            r#"{"kind":"PHOTO","text":null,"file":{"telegram_file_id":"big"},"file_name":null,"emoji":null,"contact":null,"location":null}"#,
+        )
+        .unwrap();
+        assert!(old.other_sizes.is_empty() && old.media_group_id.is_none());
     }
 }

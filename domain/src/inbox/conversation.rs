@@ -62,8 +62,13 @@ pub enum ConversationCommand {
     },
     Close,
     Reopen,
-    /// The buyer blocked the bot (a `my_chat_member` update).
+    /// The buyer blocked the bot: a `my_chat_member` update (with its id) or a delivery
+    /// Telegram refused because of the block (without).
     RecordBotBlocked {
+        update_id: Option<i64>,
+    },
+    /// The buyer restarted the bot (a `my_chat_member` update back to member).
+    RecordBotUnblocked {
         update_id: i64,
     },
 }
@@ -116,7 +121,7 @@ pub enum ConversationEvent {
         automatically: bool,
     },
     BuyerBlockedBot {
-        update_id: i64,
+        update_id: Option<i64>,
     },
     BuyerUnblockedBot,
 }
@@ -346,10 +351,17 @@ impl Conversation {
                 }
             }
             C::RecordBotBlocked { update_id } => {
-                if self.blocked || self.seen(update_id) {
+                if self.blocked || update_id.is_some_and(|id| self.seen(id)) {
                     vec![]
                 } else {
                     vec![E::BuyerBlockedBot { update_id }]
+                }
+            }
+            C::RecordBotUnblocked { update_id } => {
+                if !self.blocked || self.seen(update_id) {
+                    vec![]
+                } else {
+                    vec![E::BuyerUnblockedBot]
                 }
             }
         };
@@ -406,7 +418,9 @@ impl Conversation {
             E::ConversationReopened { .. } => self.closed = false,
             E::BuyerBlockedBot { update_id } => {
                 self.blocked = true;
-                self.remember(update_id);
+                if let Some(update_id) = update_id {
+                    self.remember(update_id);
+                }
             }
             E::BuyerUnblockedBot => self.blocked = false,
         }
@@ -562,7 +576,9 @@ mod tests {
                 started(),
                 received(1, 100),
                 ConversationEvent::ConversationClosed,
-                ConversationEvent::BuyerBlockedBot { update_id: 101 },
+                ConversationEvent::BuyerBlockedBot {
+                    update_id: Some(101),
+                },
             ])
             .when(cmd(receive(102)))
             .then_expect_events(vec![
@@ -691,7 +707,9 @@ mod tests {
             .given(vec![
                 started(),
                 received(1, 100),
-                ConversationEvent::BuyerBlockedBot { update_id: 101 },
+                ConversationEvent::BuyerBlockedBot {
+                    update_id: Some(101),
+                },
             ])
             .when(cmd(ConversationCommand::QueueOutboundMessage {
                 content: hello(),
@@ -764,7 +782,50 @@ mod tests {
             .then_expect_error(ConversationError::NotFound);
         ConversationTest::with(())
             .given(vec![started()])
-            .when(cmd(ConversationCommand::RecordBotBlocked { update_id: 5 }))
-            .then_expect_events(vec![ConversationEvent::BuyerBlockedBot { update_id: 5 }]);
+            .when(cmd(ConversationCommand::RecordBotBlocked {
+                update_id: Some(5),
+            }))
+            .then_expect_events(vec![ConversationEvent::BuyerBlockedBot {
+                update_id: Some(5),
+            }]);
+    }
+    #[test]
+    fn a_block_seen_in_delivery_and_an_unblock_update() {
+        // Telegram refused a delivery because of the block: no update id to remember.
+        ConversationTest::with(())
+            .given(vec![started(), received(1, 100)])
+            .when(cmd(ConversationCommand::RecordBotBlocked {
+                update_id: None,
+            }))
+            .then_expect_events(vec![ConversationEvent::BuyerBlockedBot { update_id: None }]);
+        let blocked = || {
+            vec![
+                started(),
+                received(1, 100),
+                ConversationEvent::BuyerBlockedBot {
+                    update_id: Some(101),
+                },
+            ]
+        };
+        ConversationTest::with(())
+            .given(blocked())
+            .when(cmd(ConversationCommand::RecordBotUnblocked {
+                update_id: 102,
+            }))
+            .then_expect_events(vec![ConversationEvent::BuyerUnblockedBot]);
+        // The blocking update itself, repeated, is no unblock; nor is an unblock when
+        // nothing is blocked.
+        ConversationTest::with(())
+            .given(blocked())
+            .when(cmd(ConversationCommand::RecordBotUnblocked {
+                update_id: 101,
+            }))
+            .then_expect_events(vec![]);
+        ConversationTest::with(())
+            .given(vec![started(), received(1, 100)])
+            .when(cmd(ConversationCommand::RecordBotUnblocked {
+                update_id: 102,
+            }))
+            .then_expect_events(vec![]);
     }
 }

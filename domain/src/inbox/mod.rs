@@ -4,8 +4,8 @@ mod content;
 mod conversation;
 
 pub use content::{
-    FileRef, Location, MessageContent, MessageKind, SharedContact, MAX_CAPTION_CHARS,
-    MAX_TEXT_CHARS,
+    AlbumItem, FileRef, Location, MessageContent, MessageKind, SharedContact, ALBUM_ITEMS,
+    MAX_CAPTION_CHARS, MAX_TEXT_CHARS,
 };
 pub use conversation::{
     ChatContact, Conversation, ConversationCommand, ConversationError, ConversationEvent,
