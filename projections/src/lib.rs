@@ -2,11 +2,13 @@
 //! [`runner`] feeds it the log in global order, in batches, each batch committed together
 //! with the projector's checkpoint.
 
+pub mod bots;
 pub mod checkpoint;
 pub mod directory;
 pub mod inbox;
 pub mod inventory;
 pub mod leads;
 pub mod runner;
+pub mod telegram_delivery;
 
 pub use runner::{rebuild, ProjectionError, ProjectionProgress, ProjectionRunner, Projector};
