@@ -4,15 +4,18 @@ use std::sync::Arc;
 
 use axum::Router;
 use cartie_domain::api_token::ApiToken;
+use cartie_domain::bot::TelegramBot;
 use cartie_domain::inbox::Conversation;
 use cartie_domain::lead::Lead;
 use cartie_domain::listing::Listing;
 use cartie_domain::member::Member;
 use cartie_domain::workspace::Workspace;
+use cartie_projections::bots::BotsProjector;
 use cartie_projections::directory::DirectoryProjector;
 use cartie_projections::inbox::InboxProjector;
 use cartie_projections::inventory::InventoryProjector;
 use cartie_projections::leads::LeadsProjector;
+use cartie_projections::telegram_delivery::TelegramDeliveryProjector;
 use cartie_projections::{ProjectionProgress, ProjectionRunner, Projector};
 use cartie_store::{CommandBus, Database, LogNotifier};
 use tokio::sync::watch;
@@ -21,6 +24,7 @@ use tokio::task::JoinHandle;
 use crate::accounts::Throttle;
 use crate::auth::TokenKeys;
 use crate::secrets::SecretKey;
+use crate::telegram::{BotClients, TelegramSettings};
 
 /// Every projection the platform runs, by name.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
@@ -29,6 +33,8 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(DirectoryProjector),
         Arc::new(InboxProjector),
         Arc::new(LeadsProjector),
+        Arc::new(BotsProjector),
+        Arc::new(TelegramDeliveryProjector),
     ]
 }
 
@@ -45,14 +51,38 @@ pub struct Services {
     pub api_tokens: CommandBus<ApiToken>,
     pub conversations: CommandBus<Conversation>,
     pub leads: CommandBus<Lead>,
+    pub bots_bus: CommandBus<TelegramBot>,
     pub inventory: ProjectionProgress,
     pub directory: ProjectionProgress,
     pub inbox: ProjectionProgress,
     pub leads_progress: ProjectionProgress,
+    pub bots: ProjectionProgress,
+    pub telegram_delivery: ProjectionProgress,
     pub projections: Vec<ProjectionProgress>,
     pub keys: TokenKeys,
     pub secret_key: SecretKey,
     pub throttle: Throttle,
+    pub telegram: TelegramSettings,
+    pub telegram_clients: BotClients,
+}
+
+/// How the platform runs beyond its database and keys.
+pub struct Options {
+    pub throttle: Throttle,
+    pub telegram: TelegramSettings,
+    /// Run long polling and the delivery reactor in this process (`cartie serve` and
+    /// `cartie worker` do; one-off commands do not).
+    pub telegram_workers: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            throttle: Throttle::default(),
+            telegram: TelegramSettings::default(),
+            telegram_workers: false,
+        }
+    }
 }
 
 /// The keys the platform signs and seals with.
@@ -80,6 +110,23 @@ impl App {
 
     /// Like [`App::start`], with the given sign-in throttle.
     pub fn start_with(db: Database, keys: Keys, throttle: Throttle) -> Self {
+        Self::start_with_options(
+            db,
+            keys,
+            Options {
+                throttle,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Like [`App::start`], with the given options.
+    pub fn start_with_options(db: Database, keys: Keys, options: Options) -> Self {
+        let Options {
+            throttle,
+            telegram,
+            telegram_workers,
+        } = options;
         // Install the metrics recorder before anything records.
         crate::telemetry::metrics();
         let notifier = LogNotifier::new();
@@ -116,16 +163,31 @@ impl App {
                 CONVERSATION_SNAPSHOT_EVERY,
             ),
             leads: CommandBus::new(&db, notifier.clone(), ()),
+            bots_bus: CommandBus::new(&db, notifier.clone(), ()),
             db,
             inventory: progress(InventoryProjector::NAME),
             directory: progress(DirectoryProjector::NAME),
             inbox: progress(InboxProjector::NAME),
             leads_progress: progress(LeadsProjector::NAME),
+            bots: progress(BotsProjector::NAME),
+            telegram_delivery: progress(TelegramDeliveryProjector::NAME),
             projections,
             keys: keys.tokens,
             secret_key: keys.secrets,
             throttle,
+            telegram,
+            telegram_clients: BotClients::default(),
         });
+        if telegram_workers {
+            runners.push(tokio::spawn(crate::telegram::polling::run(
+                services.clone(),
+                stopped.clone(),
+            )));
+            runners.push(tokio::spawn(crate::telegram::delivery::run(
+                services.clone(),
+                stopped.clone(),
+            )));
+        }
         Self {
             services,
             shutdown,

@@ -61,12 +61,34 @@ pub struct Settings {
     )]
     pub demo_password: Option<SecretString>,
 
+    /// The Telegram Bot API server (a local Bot API server may stand in for Telegram's).
+    #[arg(
+        long,
+        env = "CARTIE_TELEGRAM_API_URL",
+        default_value = "https://api.telegram.org",
+        global = true
+    )]
+    pub telegram_api_url: String,
+
+    /// This server's public base URL (https://…), which Telegram posts webhooks to;
+    /// without it, bots use long polling.
+    #[arg(long, env = "CARTIE_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
     /// Log format: `text` or `json`.
     #[arg(long, env = "CARTIE_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
 }
 
 impl Settings {
+    pub fn telegram(&self) -> crate::telegram::TelegramSettings {
+        crate::telegram::TelegramSettings {
+            api_url: self.telegram_api_url.clone(),
+            public_url: self.public_url.clone().filter(|u| !u.trim().is_empty()),
+            ..Default::default()
+        }
+    }
+
     /// The database URL (it may hold a password: never log it).
     pub fn database_url(&self) -> String {
         match &self.database_url {
@@ -92,4 +114,8 @@ pub struct ServeSettings {
     /// later starts leave them as they are).
     #[arg(long, env = "CARTIE_DEMO")]
     pub demo: bool,
+
+    /// Leaves Telegram long polling and delivery to a separate `cartie worker`.
+    #[arg(long, env = "CARTIE_NO_TELEGRAM_WORKERS")]
+    pub no_telegram_workers: bool,
 }

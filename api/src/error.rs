@@ -4,6 +4,7 @@
 
 use async_graphql::ErrorExtensions;
 use cartie_domain::api_token::ApiTokenError;
+use cartie_domain::bot::TelegramBotError;
 use cartie_domain::inbox::ConversationError;
 use cartie_domain::lead::LeadError;
 use cartie_domain::listing::ListingError;
@@ -20,6 +21,8 @@ pub mod codes {
     pub const UNAUTHENTICATED: &str = "UNAUTHENTICATED";
     pub const FORBIDDEN: &str = "FORBIDDEN";
     pub const RATE_LIMITED: &str = "RATE_LIMITED";
+    /// A service Cartie depends on (Telegram) did not answer; try again later.
+    pub const UNAVAILABLE: &str = "UNAVAILABLE";
     pub const INTERNAL: &str = "INTERNAL";
 }
 
@@ -43,6 +46,8 @@ pub enum ApiError {
     /// The change was recorded but the read model has not shown it within the wait: not a
     /// fault to hide, the client should read again shortly.
     CatchingUp(String),
+    /// Telegram (or another outside service) could not be reached.
+    Unavailable(String),
     Internal(Box<dyn std::error::Error + Send + Sync>),
 }
 
@@ -132,6 +137,18 @@ impl From<ConversationError> for ApiError {
     }
 }
 
+impl From<TelegramBotError> for ApiError {
+    fn from(error: TelegramBotError) -> Self {
+        match error {
+            TelegramBotError::NotFound => ApiError::NotFound("bot"),
+            TelegramBotError::Invalid(field) => ApiError::Validation(field),
+            TelegramBotError::AlreadyRegistered | TelegramBotError::RegisteredElsewhere => {
+                ApiError::Conflict(error.to_string())
+            }
+        }
+    }
+}
+
 impl From<LeadError> for ApiError {
     fn from(error: LeadError) -> Self {
         match error {
@@ -193,6 +210,12 @@ impl From<ApiError> for async_graphql::Error {
             ApiError::CatchingUp(message) => {
                 async_graphql::Error::new(message).extend_with(|_, e| {
                     e.set("code", codes::INTERNAL);
+                    e.set("retryable", true);
+                })
+            }
+            ApiError::Unavailable(message) => {
+                async_graphql::Error::new(message).extend_with(|_, e| {
+                    e.set("code", codes::UNAVAILABLE);
                     e.set("retryable", true);
                 })
             }

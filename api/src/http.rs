@@ -1,4 +1,5 @@
-//! The HTTP surface: `/graphql` (GraphiQL on GET), `/health`, `/health/deep`, `/metrics`.
+//! The HTTP surface: `/graphql` (GraphiQL on GET), `/health`, `/health/deep`, `/metrics`,
+//! and Telegram's webhooks at `/telegram/{bot_id}/webhook`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tower_http::limit::RequestBodyLimitLayer;
@@ -49,9 +50,20 @@ pub fn router(services: Arc<Services>) -> Router {
         .route("/health", get(health))
         .route("/health/deep", get(deep_health))
         .route("/metrics", get(metrics))
+        .route("/telegram/{bot_id}/webhook", post(telegram_webhook))
         .with_state(state)
         .layer(RequestBodyLimitLayer::new(MAX_BODY_BYTES))
         .layer(TraceLayer::new_for_http())
+}
+
+/// Telegram's updates for WEBHOOK bots (see [`crate::telegram::webhook`]).
+async fn telegram_webhook(
+    State(state): State<HttpState>,
+    bot_id: axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    crate::telegram::webhook::webhook(State(state.services), bot_id, headers, body).await
 }
 
 async fn graphiql() -> Html<String> {

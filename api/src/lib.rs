@@ -13,7 +13,8 @@ pub mod http;
 pub mod keyfile;
 pub mod secrets;
 pub mod seed;
+pub mod telegram;
 pub mod telemetry;
 
-pub use app::{App, Keys};
+pub use app::{App, Keys, Options};
 pub use config::Settings;

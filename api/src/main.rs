@@ -1,4 +1,4 @@
-//! The `cartie` command line: serve, migrate, replay, token, schema.
+//! The `cartie` command line: serve, worker, migrate, replay, seed, token, schema.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,7 @@ use cartie_api::app::projectors;
 use cartie_api::auth::TokenKeys;
 use cartie_api::config::{ServeSettings, Settings};
 use cartie_api::secrets::SecretKey;
-use cartie_api::{accounts, graphql, seed, telemetry, App, Keys};
+use cartie_api::{accounts, graphql, seed, telemetry, App, Keys, Options};
 use cartie_domain::member::Role;
 use cartie_domain::values::Text;
 use cartie_domain::{Actor, CommandContext};
@@ -32,8 +32,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Runs the API and the projections in one process.
+    /// Runs the API, the projections and the Telegram workers in one process.
     Serve(ServeSettings),
+    /// Runs the projections and the Telegram workers (long polling, delivery) without
+    /// the API, beside `cartie serve --no-telegram-workers`.
+    Worker,
     /// Applies database migrations and exits.
     Migrate,
     /// Rebuilds read models from the start of the event log.
@@ -97,6 +100,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = cli.settings;
     match cli.command {
         Commands::Serve(serve) => run_server(&settings, &serve).await,
+        Commands::Worker => run_worker(&settings).await,
         Commands::Migrate => {
             open_database(&settings).await?;
             println!("migrations applied");
@@ -202,7 +206,15 @@ async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
 
 async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
     let db = open_database(settings).await?;
-    let app = App::start(db.clone(), keys(settings)?);
+    let app = App::start_with_options(
+        db.clone(),
+        keys(settings)?,
+        Options {
+            telegram: settings.telegram(),
+            telegram_workers: !serve.no_telegram_workers,
+            ..Options::default()
+        },
+    );
     seed_on_start(&app, settings, serve).await?;
     let listener = tokio::net::TcpListener::bind(serve.bind)
         .await
@@ -215,6 +227,25 @@ async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Resul
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    app.shutdown().await;
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn run_worker(settings: &Settings) -> anyhow::Result<()> {
+    let db = open_database(settings).await?;
+    let app = App::start_with_options(
+        db.clone(),
+        keys(settings)?,
+        Options {
+            telegram: settings.telegram(),
+            telegram_workers: true,
+            ..Options::default()
+        },
+    );
+    tracing::info!(backend = ?db.backend(), "worker running");
+    shutdown_signal().await;
     app.shutdown().await;
     db.close().await;
     tracing::info!("stopped");

@@ -625,6 +625,13 @@ fn matrix() -> Vec<(&'static str, Case)> {
         ("inboxChanged", OverWebSocket),
         ("conversationMessages", OverWebSocket),
         ("assignLead", Targets("mutation($lead: ID!) { assignLead(id: $lead) { id } }")),
+        ("bots", OwnWorkspace("{ bots { id username } }")),
+        ("bot", Targets("query($bot: ID!) { bot(id: $bot) { id } }")),
+        ("registerBot", OwnWorkspace("mutation { registerBot(input: { token: \"1:not-a-token\", mode: POLLING }) { id } }")),
+        ("updateBot", Targets("mutation($bot: ID!) { updateBot(input: { botId: $bot, mode: POLLING }) { id } }")),
+        ("rotateBotToken", Targets("mutation($bot: ID!) { rotateBotToken(input: { botId: $bot, token: \"1:not-a-token\" }) { id } }")),
+        ("disableBot", Targets("mutation($bot: ID!) { disableBot(botId: $bot) { id } }")),
+        ("enableBot", Targets("mutation($bot: ID!) { enableBot(botId: $bot) { id } }")),
         // Last: it ends the caller's own session.
         ("signOut", OwnWorkspace("mutation { signOut }")),
     ]

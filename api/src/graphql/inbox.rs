@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use cartie_domain::inbox::{
-    ChatContact, ConversationCommand, FileRef, MessageContent, MessageKind as DomainKind,
+    AlbumItem, ChatContact, ConversationCommand, FileRef, MessageContent, MessageKind as DomainKind,
 };
 use cartie_domain::lead::{
     Interest, LeadCommand, LeadContact, LeadSource as DomainSource, LeadStatus as DomainStatus,
@@ -50,6 +50,10 @@ pub enum MessageKind {
     Sticker,
     Contact,
     Location,
+    /// The buyer pressed one of the bot's inline buttons; `text` is the button's data.
+    Callback,
+    /// 2 to 10 files sent together (`album`); `text` is the caption.
+    Album,
 }
 
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -250,6 +254,12 @@ pub struct MessageNode {
     pub emoji: Option<String>,
     pub contact: Option<MessageContact>,
     pub location: Option<MessageLocation>,
+    /// The files of an ALBUM, in order.
+    pub album: Vec<AlbumFile>,
+    /// Inbound messages of one album share this id: show them together.
+    pub media_group_id: Option<String>,
+    /// Smaller renditions of a photo (Telegram file ids); `file` is the largest.
+    pub other_sizes: Vec<String>,
     pub telegram_message_id: Option<i64>,
     pub delivery: DeliveryStatus,
     pub failure_reason: Option<String>,
@@ -258,6 +268,26 @@ pub struct MessageNode {
     pub author: String,
     pub sent_at: DateTime<Utc>,
     pub edited_at: Option<DateTime<Utc>>,
+}
+
+/// One file of an album.
+#[derive(SimpleObject)]
+pub struct AlbumFile {
+    pub kind: MessageKind,
+    pub file: MessageFile,
+}
+
+fn message_file(file: FileRef) -> MessageFile {
+    match file {
+        FileRef::TelegramFileId(id) => MessageFile {
+            telegram_file_id: Some(id),
+            url: None,
+        },
+        FileRef::Url(url) => MessageFile {
+            telegram_file_id: None,
+            url: Some(url),
+        },
+    }
 }
 
 impl MessageNode {
@@ -274,16 +304,7 @@ impl MessageNode {
             },
             kind: content.kind.into(),
             text: content.text,
-            file: content.file.map(|f| match f {
-                FileRef::TelegramFileId(id) => MessageFile {
-                    telegram_file_id: Some(id),
-                    url: None,
-                },
-                FileRef::Url(url) => MessageFile {
-                    telegram_file_id: None,
-                    url: Some(url),
-                },
-            }),
+            file: content.file.map(message_file),
             file_name: content.file_name,
             emoji: content.emoji,
             contact: content.contact.map(|c| MessageContact {
@@ -295,6 +316,16 @@ impl MessageNode {
                 latitude: l.latitude,
                 longitude: l.longitude,
             }),
+            album: content
+                .album
+                .into_iter()
+                .map(|item| AlbumFile {
+                    kind: item.kind.into(),
+                    file: message_file(item.file),
+                })
+                .collect(),
+            media_group_id: content.media_group_id,
+            other_sizes: content.other_sizes,
             telegram_message_id: row.telegram_message_id,
             delivery: match row.delivery.as_str() {
                 "RECEIVED" => DeliveryStatus::Received,
@@ -530,8 +561,16 @@ pub struct LocationInput {
     pub longitude: f64,
 }
 
-/// A message's content: `text` for TEXT (and the caption of media), `file` for media,
-/// `contact` and `location` for those kinds.
+/// One file of an album to send: PHOTO, VIDEO, DOCUMENT or AUDIO.
+#[derive(InputObject)]
+pub struct AlbumFileInput {
+    pub kind: MessageKind,
+    pub file: FileInput,
+}
+
+/// A message's content: `text` for TEXT (and the caption of media and albums), `file` for
+/// media, `contact` and `location` for those kinds, `album` for ALBUM (outbound),
+/// `text` as the button's data for CALLBACK (inbound).
 #[derive(InputObject)]
 pub struct MessageContentInput {
     pub kind: MessageKind,
@@ -541,6 +580,20 @@ pub struct MessageContentInput {
     pub emoji: Option<String>,
     pub contact: Option<ContactInput>,
     pub location: Option<LocationInput>,
+    pub album: Option<Vec<AlbumFileInput>>,
+}
+
+fn file_ref(field: &str, file: FileInput, inbound: bool) -> Result<FileRef, ApiError> {
+    Ok(match file {
+        FileInput::TelegramFileId(id) => FileRef::telegram(field, &id)?,
+        FileInput::Url(_) if inbound => {
+            return Err(ApiError::validation(
+                field,
+                "inbound files are Telegram file ids",
+            ))
+        }
+        FileInput::Url(url) => FileRef::url(field, &url)?,
+    })
 }
 
 impl MessageContentInput {
@@ -565,16 +618,38 @@ impl MessageContentInput {
                 })?;
                 MessageContent::location("location", l.latitude, l.longitude)?
             }
+            DomainKind::Callback if inbound => {
+                MessageContent::callback(self.text.as_deref().unwrap_or(""))?
+            }
+            DomainKind::Callback => {
+                return Err(ApiError::validation(
+                    "kind",
+                    "a button press comes from the buyer; it cannot be sent",
+                ))
+            }
+            DomainKind::Album if inbound => {
+                return Err(ApiError::validation(
+                    "kind",
+                    "inbound albums arrive as separate messages sharing a media group id",
+                ))
+            }
+            DomainKind::Album => {
+                let items = self
+                    .album
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|item| {
+                        Ok(AlbumItem {
+                            kind: item.kind.into(),
+                            file: file_ref("album.file", item.file, false)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, ApiError>>()?;
+                MessageContent::album(items, self.text.as_deref())?
+            }
             media => {
                 let file = match self.file {
-                    Some(FileInput::TelegramFileId(id)) => FileRef::telegram("file", &id)?,
-                    Some(FileInput::Url(_)) if inbound => {
-                        return Err(ApiError::validation(
-                            "file",
-                            "inbound files are Telegram file ids",
-                        ))
-                    }
-                    Some(FileInput::Url(url)) => FileRef::url("file", &url)?,
+                    Some(file) => file_ref("file", file, inbound)?,
                     None => {
                         return Err(ApiError::validation(
                             "file",
@@ -1009,7 +1084,9 @@ impl InboxMutation {
         Ok(conversation_command(
             ctx,
             &ID(conversation.to_string()),
-            ConversationCommand::RecordBotBlocked { update_id },
+            ConversationCommand::RecordBotBlocked {
+                update_id: Some(update_id),
+            },
         )
         .await?)
     }

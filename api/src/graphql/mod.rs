@@ -2,6 +2,7 @@
 //! ([`RequestContext`]) to each request.
 
 mod accounts;
+mod bots;
 mod inbox;
 mod inventory;
 
@@ -19,6 +20,7 @@ use crate::auth::Principal;
 use crate::error::ApiError;
 
 pub use accounts::{AccountsMutation, AccountsQuery};
+pub use bots::{BotsMutation, BotsQuery};
 pub use inbox::{InboxMutation, InboxQuery, InboxSubscription};
 pub use inventory::{InventoryMutation, InventoryQuery};
 
@@ -30,11 +32,16 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(InventoryQuery, InboxQuery, AccountsQuery);
+pub struct QueryRoot(InventoryQuery, InboxQuery, AccountsQuery, BotsQuery);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
-pub struct MutationRoot(InventoryMutation, InboxMutation, AccountsMutation);
+pub struct MutationRoot(
+    InventoryMutation,
+    InboxMutation,
+    AccountsMutation,
+    BotsMutation,
+);
 
 pub type CartieSchema = Schema<QueryRoot, MutationRoot, InboxSubscription>;
 

@@ -2,6 +2,8 @@
 //! members provisioned through the same commands the API uses.
 #![allow(dead_code)] // Each test binary uses a part.
 
+pub mod fake_telegram;
+
 use std::net::SocketAddr;
 
 use axum::body::Body;
@@ -11,7 +13,8 @@ use axum::Router;
 use cartie_api::accounts::{self, Throttle};
 use cartie_api::auth::TokenKeys;
 use cartie_api::secrets::SecretKey;
-use cartie_api::{App, Keys};
+use cartie_api::telegram::TelegramSettings;
+use cartie_api::{App, Keys, Options};
 use cartie_domain::member::{Email, Role};
 use cartie_domain::values::{Currency, Text};
 use cartie_domain::workspace::{Slug, TimeZone};
@@ -30,6 +33,15 @@ pub struct Api {
     pub app: Option<App>,
     pub keys: TokenKeys,
     pub test: TestDatabase,
+    /// Set when the Telegram workers run (see [`Api::with_telegram`]).
+    pub telegram: Option<TelegramSettings>,
+}
+
+fn test_keys() -> Keys {
+    Keys {
+        tokens: TokenKeys::new(&SecretString::from("test-secret-".repeat(4))),
+        secrets: SecretKey::from_hex(&SecretString::from("ab".repeat(32)), "test").unwrap(),
+    }
 }
 
 /// A workspace with an owner signed in.
@@ -63,7 +75,47 @@ impl Api {
             app: Some(app),
             keys,
             test,
+            telegram: None,
         }
+    }
+
+    /// The platform with its Telegram workers (long polling, delivery) talking to the Bot
+    /// API at `settings.api_url` (a [`fake_telegram::FakeTelegram`]).
+    pub async fn with_telegram(backend: Backend, settings: TelegramSettings) -> Self {
+        let test = TestDatabase::new(backend).await;
+        let keys = test_keys();
+        let app = Self::start_telegram(&test, keys.clone(), settings.clone());
+        Self {
+            router: app.router(),
+            app: Some(app),
+            keys: keys.tokens,
+            test,
+            telegram: Some(settings),
+        }
+    }
+
+    fn start_telegram(test: &TestDatabase, keys: Keys, settings: TelegramSettings) -> App {
+        App::start_with_options(
+            test.db.clone(),
+            keys,
+            Options {
+                telegram: settings,
+                telegram_workers: true,
+                ..Options::default()
+            },
+        )
+    }
+
+    /// Stops the platform as a crash would leave it (workers and sends cut off) and starts
+    /// it again on the same database.
+    pub async fn restart(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+        let settings = self.telegram.clone().expect("restart needs with_telegram");
+        let app = Self::start_telegram(&self.test, test_keys(), settings);
+        self.router = app.router();
+        self.app = Some(app);
     }
 
     pub fn services(&self) -> &cartie_api::app::Services {
