@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use crate::accounts::Throttle;
 use crate::auth::TokenKeys;
 use crate::secrets::SecretKey;
-use crate::telegram::{BotClients, TelegramSettings};
+use crate::telegram::{BotClients, TelegramSettings, UpdateMarks};
 
 /// Every projection the platform runs, by name.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
@@ -64,25 +64,17 @@ pub struct Services {
     pub throttle: Throttle,
     pub telegram: TelegramSettings,
     pub telegram_clients: BotClients,
+    pub update_marks: UpdateMarks,
 }
 
 /// How the platform runs beyond its database and keys.
+#[derive(Default)]
 pub struct Options {
     pub throttle: Throttle,
     pub telegram: TelegramSettings,
     /// Run long polling and the delivery reactor in this process (`cartie serve` and
     /// `cartie worker` do; one-off commands do not).
     pub telegram_workers: bool,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Self {
-            throttle: Throttle::default(),
-            telegram: TelegramSettings::default(),
-            telegram_workers: false,
-        }
-    }
 }
 
 /// The keys the platform signs and seals with.
@@ -177,7 +169,12 @@ impl App {
             throttle,
             telegram,
             telegram_clients: BotClients::default(),
+            update_marks: UpdateMarks::default(),
         });
+        runners.push(tokio::spawn(UpdateMarks::run(
+            services.clone(),
+            stopped.clone(),
+        )));
         if telegram_workers {
             runners.push(tokio::spawn(crate::telegram::polling::run(
                 services.clone(),

@@ -21,6 +21,7 @@ cartie_store::on_both_backends!(
     webhook_updates_of_every_kind_land_in_the_inbox,
     long_polling_resumes_after_a_restart_without_loss_or_repeat,
     delivery_honours_retry_after_records_blocks_and_survives_a_crash,
+    a_conversation_naming_another_workspaces_bot_never_reaches_its_token,
 );
 
 const REGISTER: &str = "mutation($input: RegisterBotInput!) { registerBot(input: $input) { \
@@ -373,6 +374,27 @@ async fn webhook_updates_of_every_kind_land_in_the_inbox(backend: Backend) {
             assert_eq!(status, StatusCode::OK);
         }
     }
+    // Out of order, with repeats (Telegram retries an update it could not deliver): each
+    // update is one message.
+    let late_chat = 6_200_001;
+    for id in [1003, 1001, 1002, 1001, 1003] {
+        let update = text_update(id, late_chat, &format!("message {id}"));
+        let status = s
+            .webhook(&bot_id, Some(&secret), Body::from(update.to_string()))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let late = s
+        .eventually(late_chat, |c| c["messageCount"] == json!(3))
+        .await;
+    let mut texts: Vec<_> = late["messages"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["message 1001", "message 1002", "message 1003"]);
     for (name, kind) in kinds.iter().filter(|(_, kind)| !kind.is_empty()) {
         let update = fixture(name);
         let chat = update["message"]["chat"]["id"]
@@ -446,16 +468,23 @@ async fn webhook_updates_of_every_kind_land_in_the_inbox(backend: Backend) {
         s.eventually(chat, |c| c["blocked"] == json!(false)).await;
     }
 
-    // The bot's status shows the traffic.
-    let listed = ok(s
-        .api
-        .gql(
-            &s.dealer.token,
-            "{ bots { lastUpdateAt deliveryBacklog } }",
-            json!({}),
-        )
-        .await);
-    assert!(listed["bots"][0]["lastUpdateAt"].is_string());
+    // The bot's status shows the traffic (written down every second).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let listed = ok(s
+            .api
+            .gql(
+                &s.dealer.token,
+                "{ bots { lastUpdateAt deliveryBacklog } }",
+                json!({}),
+            )
+            .await);
+        if listed["bots"][0]["lastUpdateAt"].is_string() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no last update shown: {listed}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // A disabled bot's webhook is not found.
     ok(s.api
@@ -595,5 +624,84 @@ async fn delivery_honours_retry_after_records_blocks_and_survives_a_crash(backen
         .gql(&s.dealer.token, "{ bots { deliveryBacklog } }", json!({}))
         .await);
     assert_eq!(backlog["bots"][0]["deliveryBacklog"], json!(0));
+    s.api.shutdown().await;
+}
+
+async fn a_conversation_naming_another_workspaces_bot_never_reaches_its_token(backend: Backend) {
+    let s = setup(backend, "owner-of-bot").await;
+    s.register("POLLING").await;
+    // Another workspace's integration records a chat under this workspace's bot id (bot ids
+    // follow from public Telegram ids) and its operator answers there.
+    let intruder = s.api.dealer("intruder").await;
+    let integration = ok(s
+        .api
+        .gql(
+            &intruder.token,
+            "mutation { createApiToken(name: \"adapter\") { token } }",
+            json!({}),
+        )
+        .await)["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bot = BotId::for_telegram(s.bot.id);
+    let chat = 6_100_001;
+    let recorded = ok(s
+        .api
+        .gql(
+            &integration,
+            "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { id } }",
+            json!({ "input": {
+                "botId": bot.to_string(), "chatId": chat, "updateId": 1, "telegramMessageId": 1,
+                "from": { "firstName": "Mallory" },
+                "content": { "kind": "TEXT", "text": "hello" },
+                "sentAt": "2026-12-01T10:00:00Z",
+            } }),
+        )
+        .await)["recordInboundMessage"]["id"]
+        .clone();
+    ok(s.api
+        .gql(
+            &intruder.token,
+            "mutation($input: SendMessageInput!) { sendMessage(input: $input) { seq } }",
+            json!({ "input": {
+                "conversationId": recorded,
+                "content": { "kind": "TEXT", "text": "spam through someone else's bot" }
+            } }),
+        )
+        .await);
+    // The message fails in the intruder's conversation, saying why.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let message = loop {
+        let conversation = ok(s
+            .api
+            .gql(&intruder.token, CONVERSATION, json!({ "id": recorded }))
+            .await)["conversation"]
+            .clone();
+        // Newest first: the operator's message.
+        let message = conversation["messages"]["nodes"][0].clone();
+        if message["delivery"] == json!("FAILED") {
+            break message;
+        }
+        assert!(Instant::now() < deadline, "never failed: {conversation}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(message["failureReason"]
+        .as_str()
+        .unwrap()
+        .contains("not registered in this workspace"));
+    // The bot's owner still delivers through it; the intruder's text never went out.
+    s.fake
+        .push_updates(&s.bot, [text_update(900, 6_100_002, "Is it sold?")]);
+    s.eventually(6_100_002, |c| c["messageCount"] == json!(1))
+        .await;
+    s.send(6_100_002, "Not yet").await;
+    s.eventually(6_100_002, |c| {
+        c["messages"]["nodes"][0]["delivery"] == json!("DELIVERED")
+    })
+    .await;
+    let sends = s.fake.calls("sendMessage");
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0].params["chat_id"], json!(6_100_002));
     s.api.shutdown().await;
 }

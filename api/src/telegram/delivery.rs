@@ -19,6 +19,7 @@ use cartie_projections::telegram_delivery::{self, OutboxEntry};
 use cartie_store::CommandError;
 use cartie_telegram::TelegramError;
 use chrono::Utc;
+use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{watch, Notify, Semaphore};
 use uuid::Uuid;
@@ -54,9 +55,12 @@ pub async fn run(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
     // Sends in flight end with the reactor: a stop is a crash as far as they can tell,
     // and the outbox still holds their messages.
     let mut sends = tokio::task::JoinSet::new();
+    // Evenly spaced, without a burst: a full bucket would let twice the rate out in the
+    // first second.
     let per_bot = Quota::per_second(
         NonZeroU32::new(services.telegram.bot_messages_per_second.max(1)).expect("at least one"),
-    );
+    )
+    .allow_burst(NonZeroU32::MIN);
     loop {
         let mut wake_in = IDLE;
         match telegram_delivery::due(&services.db, Utc::now(), PASS).await {
@@ -80,8 +84,9 @@ pub async fn run(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
                             .entry(entry.bot_id)
                             .or_insert_with(|| Arc::new(RateLimiter::direct(per_bot)))
                             .clone();
-                        if limiter.check().is_err() {
-                            wake_in = wake_in.min(Duration::from_millis(35));
+                        if let Err(not_until) = limiter.check() {
+                            let wait = not_until.wait_time_from(DefaultClock::default().now());
+                            wake_in = wake_in.min(wait.max(Duration::from_millis(1)));
                             continue;
                         }
                         p.in_flight.insert(entry.conversation_id);

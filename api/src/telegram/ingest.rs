@@ -2,7 +2,7 @@
 
 use cartie_domain::inbox::{ConversationCommand, ConversationError};
 use cartie_domain::{Actor, BotId, Command, CommandContext, ConversationId, WorkspaceId};
-use cartie_projections::bots::{self, BotCredentials};
+use cartie_projections::bots::BotCredentials;
 use cartie_store::{CommandError, LogPosition};
 use cartie_telegram::Inbound;
 use chrono::Utc;
@@ -75,7 +75,7 @@ pub async fn ingest(
         }
         Inbound::Ignored { update_id, reason } => {
             tracing::info!(bot = %bot_id, update_id, %reason, "update ignored");
-            record(services, bot, update_id).await?;
+            record(services, bot, update_id);
             return Ok(Ingested::Ignored(reason));
         }
     };
@@ -102,18 +102,14 @@ pub async fn ingest(
     if let Some(callback_query_id) = callback {
         answer_callback(services, bot, callback_query_id);
     }
-    record(services, bot, update_id).await?;
+    record(services, bot, update_id);
     Ok(outcome)
 }
 
-async fn record(
-    services: &Services,
-    bot: &BotCredentials,
-    update_id: i64,
-) -> Result<(), IngestError> {
-    bots::record_update(&services.db, bot.bot_id, update_id, Utc::now())
-        .await
-        .map_err(|e| IngestError(e.to_string()))
+fn record(services: &Services, bot: &BotCredentials, update_id: i64) {
+    services
+        .update_marks
+        .note(bot.bot_id, update_id, Utc::now());
 }
 
 /// Telegram shows a spinner on the button until the bot answers; answer at once, apart

@@ -7,15 +7,19 @@ pub mod polling;
 pub mod webhook;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cartie_domain::workspace::{SealedSecret, SecretName};
 use cartie_domain::{BotId, WorkspaceId};
-use cartie_projections::bots::BotCredentials;
+use cartie_projections::bots::{self, BotCredentials};
+use cartie_store::Database;
 use cartie_telegram::{BotApi, TelegramError, TELEGRAM_API};
+use chrono::{DateTime, Utc};
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::watch;
 
+use crate::app::Services;
 use crate::secrets::SecretKey;
 
 /// How Cartie reaches Telegram and paces its bots.
@@ -139,5 +143,57 @@ impl BotClients {
             .expect("not poisoned")
             .insert(bot.bot_id, opened.clone());
         Ok(opened)
+    }
+}
+
+/// How often the last update of each bot is written down.
+const MARKS_EVERY: Duration = Duration::from_secs(1);
+
+/// The last update each bot received, noted in memory as updates are handled and written
+/// to `telegram_bot_updates` by [`UpdateMarks::flush`]. Writing it per update would make
+/// every webhook request of a bot wait on that bot's one row; only long polling resumes
+/// from it, and it flushes after every batch it handled.
+#[derive(Default)]
+pub struct UpdateMarks {
+    noted: Mutex<HashMap<uuid::Uuid, (i64, DateTime<Utc>)>>,
+}
+
+impl UpdateMarks {
+    pub fn note(&self, bot: uuid::Uuid, update_id: i64, at: DateTime<Utc>) {
+        let mut noted = self.noted.lock().expect("not poisoned");
+        let mark = noted.entry(bot).or_insert((update_id, at));
+        *mark = (mark.0.max(update_id), mark.1.max(at));
+    }
+
+    /// Writes what was noted; what could not be written is kept for the next flush.
+    pub async fn flush(&self, db: &Database) -> Result<(), sqlx::Error> {
+        let marks: Vec<_> = std::mem::take(&mut *self.noted.lock().expect("not poisoned"))
+            .into_iter()
+            .collect();
+        for (i, (bot, (update_id, at))) in marks.iter().enumerate() {
+            if let Err(error) = bots::record_update(db, *bot, *update_id, *at).await {
+                for (bot, (update_id, at)) in &marks[i..] {
+                    self.note(*bot, *update_id, *at);
+                }
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    /// Flushes every [`MARKS_EVERY`] until `stop`, and once more then.
+    pub async fn run(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let stopping = tokio::select! {
+                _ = stop.changed() => true,
+                _ = tokio::time::sleep(MARKS_EVERY) => false,
+            };
+            if let Err(error) = services.update_marks.flush(&services.db).await {
+                tracing::warn!(%error, "cannot write the bots' last updates");
+            }
+            if stopping {
+                break;
+            }
+        }
     }
 }

@@ -112,6 +112,10 @@ async fn poll(services: Arc<Services>, bot: BotCredentials) {
                     }
                     offset = Some(update_id + 1);
                 }
+                // A restart resumes after the last update written down: write it now.
+                if let Err(error) = services.update_marks.flush(&services.db).await {
+                    tracing::warn!(bot = %bot.bot_id, %error, "cannot write the polling offset");
+                }
             }
             Err(TelegramError::RetryAfter(seconds)) => {
                 tokio::time::sleep(Duration::from_secs(seconds)).await;
