@@ -22,15 +22,6 @@ MESSAGES=${5:-2000000}
 RESULTS_NAME=inbox
 source ops/bench-lib.sh
 
-# Seeds the demo workspace and prints an API token for it.
-demo_token() {
-  local url=$1
-  CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url CARTIE_ADMIN_EMAIL=bench@cartie.example \
-    CARTIE_ADMIN_PASSWORD=bench-granite-lantern-42 RUST_LOG=warn "$CARTIE" seed --demo >/dev/null
-  CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url RUST_LOG=warn \
-    "$CARTIE" token create --workspace demo-motors --name "inbox bench" --role admin
-}
-
 for backend in sqlite postgres; do
   for run in $(seq 1 "$RUNS"); do
     url=$(fresh_database "$backend")

@@ -61,3 +61,12 @@ stop_server() {
 
 record() { echo "$1" >>"$RESULTS"; }
 
+
+# Seeds the demo workspace and prints an API token for it.
+demo_token() {
+  local url=$1
+  CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url CARTIE_ADMIN_EMAIL=bench@cartie.example \
+    CARTIE_ADMIN_PASSWORD=bench-granite-lantern-42 RUST_LOG=warn "$CARTIE" seed --demo >/dev/null
+  CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url RUST_LOG=warn \
+    "$CARTIE" token create --workspace demo-motors --name "bench" --role admin
+}

@@ -17,6 +17,10 @@
 //!
 //! `cartie-bench inbox-query`: lists conversations (first page, unread, by bot, search)
 //! repeatedly; prints p50/p99 per query.
+//!
+//! `cartie-bench telegram-webhook` and `telegram-delivery`: start `cartie serve` against a
+//! loopback fake Bot API and measure webhook ingest and the delivery reactor's pacing
+//! (see `telegram_bench`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -97,6 +101,52 @@ enum Cmd {
         #[arg(long, default_value_t = 500)]
         requests: usize,
     },
+    TelegramWebhook {
+        #[command(flatten)]
+        target: TelegramTarget,
+        #[arg(long)]
+        clients: usize,
+        #[arg(long, default_value_t = 20_000)]
+        updates: u64,
+        #[arg(long, default_value_t = 1000)]
+        chats: u64,
+    },
+    TelegramDelivery {
+        #[command(flatten)]
+        target: TelegramTarget,
+        #[arg(long, default_value_t = 100)]
+        chats: i64,
+        #[arg(long, default_value_t = 10)]
+        messages_per_chat: usize,
+    },
+}
+
+/// The `cartie` binary to start and where it keeps its data.
+#[derive(clap::Args)]
+struct TelegramTarget {
+    #[arg(long)]
+    cartie: String,
+    #[arg(long)]
+    database_url: String,
+    #[arg(long)]
+    data_dir: String,
+    /// An API token of the workspace.
+    #[arg(long)]
+    token: String,
+    #[arg(long, default_value = "demo-motors")]
+    workspace_slug: String,
+}
+
+impl From<TelegramTarget> for telegram_bench::Target {
+    fn from(t: TelegramTarget) -> Self {
+        Self {
+            cartie: t.cartie,
+            database_url: t.database_url,
+            data_dir: t.data_dir,
+            token: t.token,
+            workspace_slug: t.workspace_slug,
+        }
+    }
 }
 
 #[tokio::main]
@@ -137,10 +187,22 @@ async fn main() -> anyhow::Result<()> {
             token,
             requests,
         } => inbox_bench::inbox_query(url, token, requests).await,
+        Cmd::TelegramWebhook {
+            target,
+            clients,
+            updates,
+            chats,
+        } => telegram_bench::webhook(target.into(), clients, updates, chats).await,
+        Cmd::TelegramDelivery {
+            target,
+            chats,
+            messages_per_chat,
+        } => telegram_bench::delivery(target.into(), chats, messages_per_chat).await,
     }
 }
 
 mod inbox_bench;
+mod telegram_bench;
 
 const CREATE: &str =
     "mutation($input: CreateListingInput!) { createListing(input: $input) { id version } }";
