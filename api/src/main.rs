@@ -204,17 +204,23 @@ async fn open_database(settings: &Settings) -> anyhow::Result<Database> {
     Ok(db)
 }
 
-async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
+/// The platform on the configured database, with or without the Telegram workers.
+async fn start_app(settings: &Settings, telegram_workers: bool) -> anyhow::Result<(Database, App)> {
     let db = open_database(settings).await?;
     let app = App::start_with_options(
         db.clone(),
         keys(settings)?,
         Options {
             telegram: settings.telegram(),
-            telegram_workers: !serve.no_telegram_workers,
+            telegram_workers,
             ..Options::default()
         },
     );
+    Ok((db, app))
+}
+
+async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
+    let (db, app) = start_app(settings, !serve.no_telegram_workers).await?;
     seed_on_start(&app, settings, serve).await?;
     let listener = tokio::net::TcpListener::bind(serve.bind)
         .await
@@ -234,16 +240,7 @@ async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Resul
 }
 
 async fn run_worker(settings: &Settings) -> anyhow::Result<()> {
-    let db = open_database(settings).await?;
-    let app = App::start_with_options(
-        db.clone(),
-        keys(settings)?,
-        Options {
-            telegram: settings.telegram(),
-            telegram_workers: true,
-            ..Options::default()
-        },
-    );
+    let (db, app) = start_app(settings, true).await?;
     tracing::info!(backend = ?db.backend(), "worker running");
     shutdown_signal().await;
     app.shutdown().await;

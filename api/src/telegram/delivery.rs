@@ -55,12 +55,13 @@ pub async fn run(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
     // Sends in flight end with the reactor: a stop is a crash as far as they can tell,
     // and the outbox still holds their messages.
     let mut sends = tokio::task::JoinSet::new();
-    // Evenly spaced, without a burst: a full bucket would let twice the rate out in the
-    // first second.
+    // Evenly spaced, with room for one send that comes late (a pass reads the outbox
+    // first) to catch up: a full bucket would let twice the rate out in the first second,
+    // none would lose every late slot.
     let per_bot = Quota::per_second(
         NonZeroU32::new(services.telegram.bot_messages_per_second.max(1)).expect("at least one"),
     )
-    .allow_burst(NonZeroU32::MIN);
+    .allow_burst(NonZeroU32::new(2).expect("two"));
     loop {
         let mut wake_in = IDLE;
         match telegram_delivery::due(&services.db, Utc::now(), PASS).await {

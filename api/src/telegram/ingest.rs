@@ -36,30 +36,23 @@ pub async fn ingest(
     let update_id = inbound.update_id();
     let chat_id = inbound.chat_id();
     let mut callback = None;
+    let receive = |m: cartie_telegram::InboundMessage| ConversationCommand::ReceiveInboundMessage {
+        bot_id,
+        chat_id: m.chat_id,
+        contact: m.contact,
+        update_id: m.update_id,
+        telegram_message_id: m.telegram_message_id,
+        content: m.content,
+        sent_at: m.at,
+    };
     let command = match inbound {
-        Inbound::Message(m) => ConversationCommand::ReceiveInboundMessage {
-            bot_id,
-            chat_id: m.chat_id,
-            contact: m.contact,
-            update_id: m.update_id,
-            telegram_message_id: m.telegram_message_id,
-            content: m.content,
-            sent_at: m.at,
-        },
+        Inbound::Message(m) => receive(m),
         Inbound::ButtonPressed {
             callback_query_id,
             message: m,
         } => {
             callback = Some(callback_query_id);
-            ConversationCommand::ReceiveInboundMessage {
-                bot_id,
-                chat_id: m.chat_id,
-                contact: m.contact,
-                update_id: m.update_id,
-                telegram_message_id: m.telegram_message_id,
-                content: m.content,
-                sent_at: m.at,
-            }
+            receive(m)
         }
         Inbound::Edited(m) => ConversationCommand::EditInboundMessage {
             update_id: m.update_id,
