@@ -30,7 +30,6 @@ pub const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 /// How long an invitation can be accepted.
 pub const INVITATION_TTL: Duration = Duration::days(7);
 /// How long a change waits for the Directory to show it before answering.
-const READ_YOUR_WRITES: StdDuration = StdDuration::from_secs(5);
 /// An API token's last use is recorded at most this often.
 const LAST_USED_RESOLUTION: Duration = Duration::seconds(60);
 /// The answer to a wrong e-mail and a wrong password alike.
@@ -500,19 +499,7 @@ pub async fn accept_invitation(
 
 /// Waits until the Directory shows a change.
 pub async fn wait(services: &Services, position: Option<LogPosition>) -> Result<(), ApiError> {
-    if let Some(position) = position {
-        if !services
-            .directory
-            .wait_for(position, READ_YOUR_WRITES)
-            .await
-        {
-            return Err(ApiError::CatchingUp(
-                "the change was recorded but the directory has not caught up yet; read again shortly"
-                    .into(),
-            ));
-        }
-    }
-    Ok(())
+    crate::app::shown(&services.directory, position, "directory").await
 }
 
 /// Creates a workspace; its slug decides its id.

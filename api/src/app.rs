@@ -1,6 +1,7 @@
 //! The composition root: one database, the command buses, the projection runners.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use cartie_domain::api_token::ApiToken;
@@ -10,6 +11,7 @@ use cartie_domain::lead::Lead;
 use cartie_domain::listing::Listing;
 use cartie_domain::member::Member;
 use cartie_domain::workspace::Workspace;
+use cartie_projections::bots::BotCredentials;
 use cartie_projections::bots::BotsProjector;
 use cartie_projections::directory::DirectoryProjector;
 use cartie_projections::inbox::InboxProjector;
@@ -17,14 +19,15 @@ use cartie_projections::inventory::InventoryProjector;
 use cartie_projections::leads::LeadsProjector;
 use cartie_projections::telegram_delivery::TelegramDeliveryProjector;
 use cartie_projections::{ProjectionProgress, ProjectionRunner, Projector};
-use cartie_store::{CommandBus, Database, LogNotifier};
+use cartie_store::{CommandBus, Database, LogNotifier, LogPosition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::accounts::Throttle;
 use crate::auth::TokenKeys;
+use crate::error::ApiError;
 use crate::secrets::SecretKey;
-use crate::telegram::{BotClients, TelegramSettings, UpdateMarks};
+use crate::telegram::{BotClients, OpenBotError, OpenedBot, TelegramSettings, UpdateMarks};
 
 /// Every projection the platform runs, by name.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
@@ -65,6 +68,35 @@ pub struct Services {
     pub telegram: TelegramSettings,
     pub telegram_clients: BotClients,
     pub update_marks: UpdateMarks,
+}
+
+/// How long a mutation waits for the read model it answers from.
+pub const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
+
+/// Waits until a projection (that of `read_model`) shows the change at `position`; a change
+/// recorded but not shown within [`READ_YOUR_WRITES`] answers `CatchingUp`.
+pub async fn shown(
+    progress: &ProjectionProgress,
+    position: Option<LogPosition>,
+    read_model: &str,
+) -> Result<(), ApiError> {
+    if let Some(position) = position {
+        if !progress.wait_for(position, READ_YOUR_WRITES).await {
+            return Err(ApiError::CatchingUp(format!(
+                "the change was recorded but the {read_model} has not caught up yet; read again shortly"
+            )));
+        }
+    }
+    Ok(())
+}
+
+impl Services {
+    /// A bot's Bot API client and webhook secret, its sealed secrets opened with this
+    /// server's key (once per version of the bot).
+    pub fn open_bot(&self, bot: &BotCredentials) -> Result<OpenedBot, OpenBotError> {
+        self.telegram_clients
+            .open(&self.secret_key, &self.telegram, bot)
+    }
 }
 
 /// How the platform runs beyond its database and keys.

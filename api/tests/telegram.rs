@@ -141,6 +141,14 @@ impl Setup {
         response.status()
     }
 
+    /// Posts an update with the right secret; Telegram must be told 200.
+    async fn deliver_update(&self, bot_id: &str, secret: &str, update: &Value) {
+        let status = self
+            .webhook(bot_id, Some(secret), Body::from(update.to_string()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{update}");
+    }
+
     async fn send(&self, chat_id: i64, text: &str) -> Value {
         ok(self
             .api
@@ -266,6 +274,20 @@ async fn bots_are_registered_only_with_tokens_telegram_accepts(backend: Backend)
         )
         .await;
     assert_eq!(field(&bad_menu), "commands.command");
+    // A menu naming a command twice is refused before Telegram is asked to show it.
+    let twice = s
+        .api
+        .gql(
+            &s.dealer.token,
+            "mutation($input: UpdateBotInput!) { updateBot(input: $input) { mode } }",
+            json!({ "input": { "botId": bot["id"], "commands": [
+                { "command": "cars", "description": "Cars" },
+                { "command": "/cars", "description": "Cars again" }] } }),
+        )
+        .await;
+    assert_eq!(code(&twice), "VALIDATION");
+    assert_eq!(field(&twice), "commands.command");
+    assert_eq!(s.fake.calls("setMyCommands").len(), 1);
     s.api.shutdown().await;
 }
 
@@ -352,26 +374,12 @@ async fn webhook_updates_of_every_kind_land_in_the_inbox(backend: Backend) {
         ("unknown_kind", ""),
     ];
     for (name, _) in kinds {
-        let status = s
-            .webhook(
-                &bot_id,
-                Some(&secret),
-                Body::from(fixture(name).to_string()),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{name}");
+        s.deliver_update(&bot_id, &secret, &fixture(name)).await;
     }
     // The same update three times, interleaved with another: one message.
     for _ in 0..3 {
         for name in ["message_text", "message_sticker"] {
-            let status = s
-                .webhook(
-                    &bot_id,
-                    Some(&secret),
-                    Body::from(fixture(name).to_string()),
-                )
-                .await;
-            assert_eq!(status, StatusCode::OK);
+            s.deliver_update(&bot_id, &secret, &fixture(name)).await;
         }
     }
     // Out of order, with repeats (Telegram retries an update it could not deliver): each
@@ -379,10 +387,7 @@ async fn webhook_updates_of_every_kind_land_in_the_inbox(backend: Backend) {
     let late_chat = 6_200_001;
     for id in [1003, 1001, 1002, 1001, 1003] {
         let update = text_update(id, late_chat, &format!("message {id}"));
-        let status = s
-            .webhook(&bot_id, Some(&secret), Body::from(update.to_string()))
-            .await;
-        assert_eq!(status, StatusCode::OK);
+        s.deliver_update(&bot_id, &secret, &update).await;
     }
     let late = s
         .eventually(late_chat, |c| c["messageCount"] == json!(3))
@@ -447,20 +452,11 @@ async fn webhook_updates_of_every_kind_land_in_the_inbox(backend: Backend) {
     let chat = kicked["my_chat_member"]["chat"]["id"].as_i64().unwrap();
     let hello = text_update(kicked["update_id"].as_i64().unwrap() - 5, chat, "Hello");
     for update in [hello, kicked] {
-        let status = s
-            .webhook(&bot_id, Some(&secret), Body::from(update.to_string()))
-            .await;
-        assert_eq!(status, StatusCode::OK);
+        s.deliver_update(&bot_id, &secret, &update).await;
     }
     s.eventually(chat, |c| c["blocked"] == json!(true)).await;
-    let status = s
-        .webhook(
-            &bot_id,
-            Some(&secret),
-            Body::from(fixture("my_chat_member_member").to_string()),
-        )
+    s.deliver_update(&bot_id, &secret, &fixture("my_chat_member_member"))
         .await;
-    assert_eq!(status, StatusCode::OK);
     let member_chat = fixture("my_chat_member_member")["my_chat_member"]["chat"]["id"]
         .as_i64()
         .unwrap();

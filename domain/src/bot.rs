@@ -85,6 +85,26 @@ impl MenuCommand {
     }
 }
 
+/// Telegram's rules for a whole menu: at most [`MAX_MENU_COMMANDS`], each command once.
+pub fn check_menu(commands: &[MenuCommand]) -> Result<(), FieldError> {
+    if commands.len() > MAX_MENU_COMMANDS {
+        return Err(FieldError::new(
+            "commands",
+            format!("at most {MAX_MENU_COMMANDS} commands"),
+        ));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for c in commands {
+        if !seen.insert(c.command.as_str()) {
+            return Err(FieldError::new(
+                "commands.command",
+                format!("/{} appears twice", c.command),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum TelegramBotCommand {
     /// Registers a bot whose token Telegram accepted (`getMe` answered with these details).
@@ -288,23 +308,7 @@ impl TelegramBot {
                 }
             }
             C::SetMenu { commands } => {
-                if commands.len() > MAX_MENU_COMMANDS {
-                    return Err(FieldError::new(
-                        "commands",
-                        format!("at most {MAX_MENU_COMMANDS} commands"),
-                    )
-                    .into());
-                }
-                let mut seen = std::collections::BTreeSet::new();
-                for c in &commands {
-                    if !seen.insert(c.command.as_str()) {
-                        return Err(FieldError::new(
-                            "commands.command",
-                            format!("/{} appears twice", c.command),
-                        )
-                        .into());
-                    }
-                }
+                check_menu(&commands)?;
                 if commands == registration.commands {
                     vec![]
                 } else {

@@ -3,14 +3,12 @@
 //! them with what the adapters see (webhook set, last update, delivery backlog). Tokens
 //! and webhook secrets are sealed before they reach the log and never come back out.
 
-use std::time::Duration;
-
 use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 
-use cartie_domain::bot::{DeliveryMode as DomainMode, MenuCommand, TelegramBotCommand};
+use cartie_domain::bot::{check_menu, DeliveryMode as DomainMode, MenuCommand, TelegramBotCommand};
 use cartie_domain::workspace::SealedSecret;
 use cartie_domain::{BotId, Command};
 use cartie_projections::bots::{self, BotRow};
@@ -20,8 +18,6 @@ use cartie_telegram::{BotApi, BotIdentity, TelegramError};
 use super::{caller, parse_id, services};
 use crate::error::ApiError;
 use crate::telegram::{token_secret_name, webhook_secret_name};
-
-const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 
 /// How a bot's updates reach Cartie.
 #[derive(Enum, Copy, Clone, Eq, PartialEq)]
@@ -312,13 +308,16 @@ impl BotsMutation {
     }
 }
 
+/// The menu, checked whole before Telegram is asked to show it.
 fn menu(commands: Option<Vec<BotMenuCommandInput>>) -> Result<Option<Vec<MenuCommand>>, ApiError> {
     commands
         .map(|commands| {
-            commands
+            let menu = commands
                 .iter()
-                .map(|c| MenuCommand::parse(&c.command, &c.description).map_err(ApiError::from))
-                .collect()
+                .map(|c| MenuCommand::parse(&c.command, &c.description))
+                .collect::<Result<Vec<_>, _>>()?;
+            check_menu(&menu)?;
+            Ok(menu)
         })
         .transpose()
 }
@@ -474,26 +473,13 @@ async fn opened_api(ctx: &Context<'_>, bot: BotId) -> Result<BotApi, ApiError> {
         .filter(|c| c.workspace_id == workspace.0)
         .ok_or(ApiError::NotFound("bot"))?;
     services
-        .telegram_clients
-        .open(&services.secret_key, &services.telegram, &credentials)
+        .open_bot(&credentials)
         .map(|opened| opened.api)
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 async fn wait(ctx: &Context<'_>, position: Option<LogPosition>) -> Result<(), ApiError> {
-    if let Some(position) = position {
-        if !services(ctx)
-            .bots
-            .wait_for(position, READ_YOUR_WRITES)
-            .await
-        {
-            return Err(ApiError::CatchingUp(
-                "the change was recorded but the bots list has not caught up yet; read again shortly"
-                    .into(),
-            ));
-        }
-    }
-    Ok(())
+    crate::app::shown(&services(ctx).bots, position, "bots list").await
 }
 
 async fn bot_node(ctx: &Context<'_>, bot: BotId) -> Result<BotNode, ApiError> {

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_graphql::{ComplexObject, Context, Enum, InputObject, OneofObject, SimpleObject, ID};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,14 +25,13 @@ use cartie_projections::inbox::queries::{
 };
 use cartie_projections::leads::queries::{self as leads, LeadFilter};
 use cartie_projections::leads::LeadRow;
-use cartie_store::{EventLog, LogPosition};
+use cartie_store::EventLog;
 
 use super::inventory::{MoneyAmount, MoneyInput};
 use super::{caller, parse_id, services, RequestContext, WebSocketSession};
-use crate::app::Services;
+use crate::app::{shown, Services};
 use crate::error::ApiError;
 
-const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 const DEFAULT_PAGE: i64 = 30;
 const MAX_PAGE: i64 = 100;
 
@@ -712,22 +710,6 @@ pub struct CaptureLeadInput {
     pub assignee_id: Option<ID>,
 }
 
-/// Waits until a projection shows a change.
-async fn wait(
-    progress: &cartie_projections::ProjectionProgress,
-    position: Option<LogPosition>,
-) -> Result<(), ApiError> {
-    if let Some(position) = position {
-        if !progress.wait_for(position, READ_YOUR_WRITES).await {
-            return Err(ApiError::CatchingUp(
-                "the change was recorded but the inbox has not caught up yet; read again shortly"
-                    .into(),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// An assignee must be an active member of the caller's workspace.
 async fn assignee(
     ctx: &Context<'_>,
@@ -761,7 +743,7 @@ async fn conversation_command(
             Command::new(caller.command_context(), body),
         )
         .await?;
-    wait(&services.inbox, position).await?;
+    shown(&services.inbox, position, "inbox").await?;
     conversation_node(ctx, conversation).await
 }
 
@@ -787,7 +769,7 @@ async fn lead_command(
             Command::new(caller.command_context(), body),
         )
         .await?;
-    wait(&services.leads_progress, position).await?;
+    shown(&services.leads_progress, position, "leads list").await?;
     leads::get(&services.db, caller.principal.workspace_id.0, id)
         .await?
         .ok_or(ApiError::NotFound("lead"))
@@ -1066,7 +1048,7 @@ impl InboxMutation {
             )
             .await
             .map_err(ApiError::from)?;
-        wait(&services.inbox, position).await?;
+        shown(&services.inbox, position, "inbox").await?;
         Ok(conversation_node(ctx, conversation.0).await?)
     }
 

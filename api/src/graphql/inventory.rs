@@ -1,7 +1,5 @@
 //! Inventory: listings, their queries and the mutations that send listing commands.
 
-use std::time::Duration;
-
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{
     ComplexObject, Context, Enum, InputObject, MaybeUndefined, Object, OneofObject, SimpleObject,
@@ -20,7 +18,6 @@ use super::{caller, parse_id, services};
 use crate::error::ApiError;
 
 /// How long a mutation waits for the Inventory to show its change before answering.
-const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
 const DEFAULT_PAGE: i64 = 20;
 const MAX_PAGE: i64 = 100;
 
@@ -760,7 +757,7 @@ async fn execute(
     if let Some(position) = position {
         if !services
             .inventory
-            .wait_for(position, READ_YOUR_WRITES)
+            .wait_for(position, crate::app::READ_YOUR_WRITES)
             .await
         {
             // Answering from the read model now could show the listing as it was before

@@ -174,25 +174,21 @@ async fn deliver(services: &Services, entry: OutboxEntry) -> Option<Instant> {
         record_delivery(services, &entry, message_id).await;
         return None;
     }
-    let opened =
-        match services
-            .telegram_clients
-            .open(&services.secret_key, &services.telegram, &bot)
-        {
-            Ok(opened) => opened,
-            Err(error) => {
-                tracing::error!(bot = %entry.bot_id, %error, "cannot deliver");
-                postpone(
-                    services,
-                    &entry,
-                    Duration::from_secs(60),
-                    true,
-                    Some(&error.to_string()),
-                )
-                .await;
-                return None;
-            }
-        };
+    let opened = match services.open_bot(&bot) {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::error!(bot = %entry.bot_id, %error, "cannot deliver");
+            postpone(
+                services,
+                &entry,
+                Duration::from_secs(60),
+                true,
+                Some(&error.to_string()),
+            )
+            .await;
+            return None;
+        }
+    };
     let sent = opened
         .api
         .send(entry.chat_id, &entry.content, entry.reply_to_telegram_id)

@@ -108,10 +108,7 @@ fn record(services: &Services, bot: &BotCredentials, update_id: i64) {
 /// Telegram shows a spinner on the button until the bot answers; answer at once, apart
 /// from the update's own handling.
 fn answer_callback(services: &Services, bot: &BotCredentials, callback_query_id: String) {
-    let opened = match services
-        .telegram_clients
-        .open(&services.secret_key, &services.telegram, bot)
-    {
+    let opened = match services.open_bot(bot) {
         Ok(opened) => opened,
         Err(error) => {
             tracing::warn!(bot = %bot.bot_id, %error, "cannot answer a button press");

@@ -62,10 +62,7 @@ pub async fn run(services: Arc<Services>, mut stop: watch::Receiver<bool>) {
 async fn poll(services: Arc<Services>, bot: BotCredentials) {
     let mut backoff = Duration::from_secs(1);
     let opened = loop {
-        match services
-            .telegram_clients
-            .open(&services.secret_key, &services.telegram, &bot)
-        {
+        match services.open_bot(&bot) {
             Ok(opened) => break opened,
             Err(error) => {
                 tracing::error!(bot = %bot.bot_id, %error, "cannot poll");

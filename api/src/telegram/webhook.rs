@@ -46,17 +46,13 @@ pub async fn webhook(
             return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again");
         }
     };
-    let opened =
-        match services
-            .telegram_clients
-            .open(&services.secret_key, &services.telegram, &bot)
-        {
-            Ok(opened) => opened,
-            Err(error) => {
-                tracing::error!(bot = %bot_id, %error, "webhook: cannot open the bot's secrets");
-                return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again");
-            }
-        };
+    let opened = match services.open_bot(&bot) {
+        Ok(opened) => opened,
+        Err(error) => {
+            tracing::error!(bot = %bot_id, %error, "webhook: cannot open the bot's secrets");
+            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again");
+        }
+    };
     let given = headers
         .get(SECRET_HEADER)
         .map(|v| v.as_bytes())
