@@ -33,6 +33,9 @@ pub enum Access {
     Platform,
     /// What adapters do on Telegram's behalf (recording inbound messages): API tokens only.
     Integration,
+    /// What partner dealers do with their partner tokens: see the requests addressed to
+    /// them and offer variants. Partner tokens can do nothing else.
+    Partner,
 }
 
 /// The classification of every root field, as `(parent type, field, access)`.
@@ -90,6 +93,38 @@ pub const POLICY: &[(&str, &str, Access)] = &[
     ("Mutation", "changeLeadStatus", Access::Write),
     ("Mutation", "addLeadNote", Access::Write),
     ("Mutation", "assignLead", Access::Write),
+    // Requests and partners
+    ("Query", "requests", Access::Read),
+    ("Query", "request", Access::Read),
+    ("Query", "requestMatches", Access::Read),
+    ("Query", "partners", Access::Read),
+    ("Query", "partner", Access::Read),
+    ("Mutation", "draftRequest", Access::Write),
+    ("Mutation", "editRequest", Access::Write),
+    ("Mutation", "publishRequest", Access::Write),
+    ("Mutation", "assignRequest", Access::Write),
+    ("Mutation", "offerListing", Access::Write),
+    ("Mutation", "shortlistVariant", Access::Write),
+    ("Mutation", "rejectVariant", Access::Write),
+    ("Mutation", "acceptVariant", Access::Write),
+    ("Mutation", "shareProposal", Access::Write),
+    ("Mutation", "revokeProposal", Access::Write),
+    ("Mutation", "closeRequestWon", Access::Write),
+    ("Mutation", "closeRequestLost", Access::Write),
+    ("Mutation", "recordChannelPost", Access::Write),
+    ("Mutation", "registerPartner", Access::Write),
+    ("Mutation", "updatePartner", Access::Write),
+    ("Mutation", "deactivatePartner", Access::Manage),
+    ("Mutation", "reactivatePartner", Access::Manage),
+    ("Mutation", "createPartnerToken", Access::Manage),
+    ("Subscription", "requestChanged", Access::Read),
+    // What partners do
+    ("Query", "partnerRequests", Access::Partner),
+    ("Query", "partnerRequest", Access::Partner),
+    ("Mutation", "offerVariant", Access::Partner),
+    // Anyone: the dealer's website and the client's proposal link
+    ("Mutation", "submitRequest", Access::Public),
+    ("Query", "proposal", Access::Public),
     ("Subscription", "inboxChanged", Access::Read),
     ("Subscription", "conversationMessages", Access::Read),
     // The platform
@@ -114,8 +149,16 @@ pub fn check(principal: Option<&Principal>, access: Access) -> Result<(), ApiErr
             "sign in first (send Authorization: Bearer <token>)".into(),
         ));
     };
+    let partner = principal.role == Role::Partner;
+    if partner != (access == Access::Partner) {
+        return Err(ApiError::Forbidden(if partner {
+            "a partner's token sees only the requests addressed to it (partnerRequests) and offers variants (offerVariant)".into()
+        } else {
+            "only partners (with their partner tokens) can do this".into()
+        }));
+    }
     let allowed = match access {
-        Access::Public => true,
+        Access::Public | Access::Partner => true,
         Access::User => matches!(principal.subject, Subject::User { .. }),
         Access::Read => true,
         Access::Write => principal.role != Role::Superadmin,
@@ -134,7 +177,7 @@ pub fn check(principal: Option<&Principal>, access: Access) -> Result<(), ApiErr
         Access::Manage => "only the workspace's owners and admins can do this".into(),
         Access::Platform => "only platform administrators can do this".into(),
         Access::Integration => "only integrations (API tokens) record what Telegram reports".into(),
-        Access::Public | Access::Read => unreachable!("always allowed"),
+        Access::Public | Access::Read | Access::Partner => unreachable!("always allowed"),
     }))
 }
 

@@ -16,8 +16,9 @@ use cartie_domain::api_token::ApiTokenCommand;
 use cartie_domain::member::{Email, MemberCommand, Role as MemberRole};
 use cartie_domain::values::{Currency, Text};
 use cartie_domain::workspace::{Slug, TimeZone, WorkspaceCommand};
-use cartie_domain::{Actor, Command, CommandContext, UserId, WorkspaceId};
+use cartie_domain::{Actor, Command, CommandContext, PartnerId, UserId, WorkspaceId};
 use cartie_projections::directory::queries;
+use cartie_projections::requests::queries as requests;
 use cartie_store::LogPosition;
 
 use crate::app::Services;
@@ -39,6 +40,8 @@ const WRONG_CREDENTIALS: &str = "wrong e-mail or password";
 pub struct Throttle {
     by_email: DefaultKeyedRateLimiter<String>,
     by_client: DefaultKeyedRateLimiter<IpAddr>,
+    /// Public request intake (`submitRequest`), per client address.
+    intake: DefaultKeyedRateLimiter<IpAddr>,
 }
 
 impl Default for Throttle {
@@ -64,7 +67,38 @@ impl Throttle {
         Self {
             by_email: RateLimiter::keyed(quota(email_burst, email_period)),
             by_client: RateLimiter::keyed(quota(client_burst, client_period)),
+            intake: RateLimiter::keyed(quota(Self::INTAKE_BURST, Self::INTAKE_PERIOD)),
         }
+    }
+
+    /// Requests a client may submit at once, then one per [`Throttle::INTAKE_PERIOD`].
+    pub const INTAKE_BURST: u32 = 5;
+    pub const INTAKE_PERIOD: StdDuration = StdDuration::from_secs(20);
+
+    /// Like this throttle, with `burst` public submissions per client at once, then one
+    /// per `period`.
+    pub fn with_intake(mut self, burst: u32, period: StdDuration) -> Self {
+        self.intake = RateLimiter::keyed(
+            Quota::with_period(period)
+                .expect("a non-zero period")
+                .allow_burst(NonZeroU32::new(burst.max(1)).expect("non-zero")),
+        );
+        self
+    }
+
+    /// Counts one public submission; refuses it when the client has submitted too often.
+    /// Clients whose address is unknown share one allowance.
+    pub fn submission(&self, client: Option<IpAddr>) -> Result<(), ApiError> {
+        let now = DefaultClock::default().now();
+        if self.intake.len() > 100_000 {
+            self.intake.retain_recent();
+        }
+        let client = client.unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        self.intake
+            .check_key(&client)
+            .map_err(|not_until| ApiError::RateLimited {
+                retry_after_secs: not_until.wait_time_from(now).as_secs().max(1),
+            })
     }
 
     /// Counts one attempt; refuses it when the e-mail or the client has tried too often.
@@ -141,7 +175,24 @@ async fn authenticate_api_token(services: &Services, token: &str) -> Result<Prin
     if row.revoked_at.is_some() {
         return Err(refused(AuthError::Revoked));
     }
-    let role = Role::parse(&row.role).ok_or(refused(AuthError::Invalid))?;
+    let subject = match row.partner_id {
+        // A partner's token works while the partner is active.
+        Some(partner_id) => {
+            let partner = requests::partner(&services.db, row.workspace_id, partner_id).await?;
+            if !partner.is_some_and(|p| p.active) {
+                return Err(refused(AuthError::PartnerInactive));
+            }
+            Subject::Partner {
+                token_id: presented.id,
+                partner_id: PartnerId(partner_id),
+            }
+        }
+        None => Subject::ApiToken(presented.id),
+    };
+    let role = match subject {
+        Subject::Partner { .. } => Role::Partner,
+        _ => Role::parse(&row.role).ok_or(refused(AuthError::Invalid))?,
+    };
     let now = Utc::now();
     if stored
         .last_used_at
@@ -151,7 +202,7 @@ async fn authenticate_api_token(services: &Services, token: &str) -> Result<Prin
     }
     Ok(Principal {
         workspace_id: WorkspaceId(row.workspace_id),
-        subject: Subject::ApiToken(presented.id),
+        subject,
         role,
         platform_admin: false,
     })
@@ -590,6 +641,35 @@ pub async fn create_api_token(
     name: Text,
     role: MemberRole,
 ) -> Result<(Uuid, SecretString), ApiError> {
+    issue_api_token(
+        services,
+        context,
+        ApiTokenCommand::CreateApiToken { name, role },
+    )
+    .await
+}
+
+/// Creates an API token a partner acts with (role `partner`); answers as
+/// [`create_api_token`].
+pub async fn create_partner_token(
+    services: &Services,
+    context: CommandContext,
+    name: Text,
+    partner_id: PartnerId,
+) -> Result<(Uuid, SecretString), ApiError> {
+    issue_api_token(
+        services,
+        context,
+        ApiTokenCommand::CreatePartnerToken { name, partner_id },
+    )
+    .await
+}
+
+async fn issue_api_token(
+    services: &Services,
+    context: CommandContext,
+    command: ApiTokenCommand,
+) -> Result<(Uuid, SecretString), ApiError> {
     let token = OpaqueToken::generate(Uuid::now_v7());
     // The hash first: a token the log knows of always has one. A hash without its event
     // (a crash in between) authenticates nobody, since authentication needs both.
@@ -603,10 +683,7 @@ pub async fn create_api_token(
     .await?;
     let position = services
         .api_tokens
-        .execute(
-            &token.id.to_string(),
-            Command::new(context, ApiTokenCommand::CreateApiToken { name, role }),
-        )
+        .execute(&token.id.to_string(), Command::new(context, command))
         .await;
     let position = match position {
         Ok(position) => position,

@@ -10,6 +10,8 @@ use cartie_domain::inbox::Conversation;
 use cartie_domain::lead::Lead;
 use cartie_domain::listing::Listing;
 use cartie_domain::member::Member;
+use cartie_domain::partner::Partner;
+use cartie_domain::request::Request;
 use cartie_domain::workspace::Workspace;
 use cartie_projections::bots::BotCredentials;
 use cartie_projections::bots::BotsProjector;
@@ -17,6 +19,7 @@ use cartie_projections::directory::DirectoryProjector;
 use cartie_projections::inbox::InboxProjector;
 use cartie_projections::inventory::InventoryProjector;
 use cartie_projections::leads::LeadsProjector;
+use cartie_projections::requests::RequestsProjector;
 use cartie_projections::telegram_delivery::TelegramDeliveryProjector;
 use cartie_projections::{ProjectionProgress, ProjectionRunner, Projector};
 use cartie_store::{CommandBus, Database, LogNotifier, LogPosition};
@@ -38,12 +41,16 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(LeadsProjector),
         Arc::new(BotsProjector),
         Arc::new(TelegramDeliveryProjector),
+        Arc::new(RequestsProjector),
     ]
 }
 
 /// A conversation is loaded from a snapshot taken every this many events, so handling one
 /// more message costs the same however long the conversation is.
 pub const CONVERSATION_SNAPSHOT_EVERY: usize = 50;
+
+/// A request is loaded from a snapshot taken every this many events.
+pub const REQUEST_SNAPSHOT_EVERY: usize = 50;
 
 /// What request handlers use.
 pub struct Services {
@@ -55,12 +62,15 @@ pub struct Services {
     pub conversations: CommandBus<Conversation>,
     pub leads: CommandBus<Lead>,
     pub bots_bus: CommandBus<TelegramBot>,
+    pub requests: CommandBus<Request>,
+    pub partners: CommandBus<Partner>,
     pub inventory: ProjectionProgress,
     pub directory: ProjectionProgress,
     pub inbox: ProjectionProgress,
     pub leads_progress: ProjectionProgress,
     pub bots: ProjectionProgress,
     pub telegram_delivery: ProjectionProgress,
+    pub requests_progress: ProjectionProgress,
     pub projections: Vec<ProjectionProgress>,
     pub keys: TokenKeys,
     pub secret_key: SecretKey,
@@ -188,6 +198,9 @@ impl App {
             ),
             leads: CommandBus::new(&db, notifier.clone(), ()),
             bots_bus: CommandBus::new(&db, notifier.clone(), ()),
+            // A request collects many variants: load it from a snapshot.
+            requests: CommandBus::with_snapshots(&db, notifier.clone(), (), REQUEST_SNAPSHOT_EVERY),
+            partners: CommandBus::new(&db, notifier.clone(), ()),
             db,
             inventory: progress(InventoryProjector::NAME),
             directory: progress(DirectoryProjector::NAME),
@@ -195,6 +208,7 @@ impl App {
             leads_progress: progress(LeadsProjector::NAME),
             bots: progress(BotsProjector::NAME),
             telegram_delivery: progress(TelegramDeliveryProjector::NAME),
+            requests_progress: progress(RequestsProjector::NAME),
             projections,
             keys: keys.tokens,
             secret_key: keys.secrets,

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use cartie_domain::{Actor, UserId, WorkspaceId};
+use cartie_domain::{Actor, PartnerId, UserId, WorkspaceId};
 
 use crate::keyfile;
 pub use crate::keyfile::KeyError;
@@ -31,6 +31,9 @@ pub enum Role {
     Admin,
     Member,
     Superadmin,
+    /// A partner dealer acting through its API token: it sees only the published requests
+    /// addressed to it and its own variants.
+    Partner,
 }
 
 impl From<cartie_domain::member::Role> for Role {
@@ -71,6 +74,11 @@ pub enum Subject {
     User { user_id: UserId, session_id: Uuid },
     /// A bot or an integration with an API token.
     ApiToken(Uuid),
+    /// A partner dealer with its API token.
+    Partner {
+        token_id: Uuid,
+        partner_id: PartnerId,
+    },
 }
 
 /// Who is calling, established from a credential checked against the directory.
@@ -87,14 +95,22 @@ impl Principal {
     pub fn actor(&self) -> Actor {
         match self.subject {
             Subject::User { user_id, .. } => Actor::User(user_id),
-            Subject::ApiToken(id) => Actor::ApiToken(id),
+            Subject::ApiToken(id) | Subject::Partner { token_id: id, .. } => Actor::ApiToken(id),
         }
     }
 
     pub fn user_id(&self) -> Option<UserId> {
         match self.subject {
             Subject::User { user_id, .. } => Some(user_id),
-            Subject::ApiToken(_) => None,
+            Subject::ApiToken(_) | Subject::Partner { .. } => None,
+        }
+    }
+
+    /// The partner a partner's token acts for.
+    pub fn partner_id(&self) -> Option<PartnerId> {
+        match self.subject {
+            Subject::Partner { partner_id, .. } => Some(partner_id),
+            _ => None,
         }
     }
 }
@@ -111,6 +127,8 @@ pub enum AuthError {
     Revoked,
     #[error("the member is disabled in this workspace or no longer belongs to it")]
     NoLongerMember,
+    #[error("the partner this token acts for is deactivated")]
+    PartnerInactive,
 }
 
 /// A verified access token, before the directory confirms it still holds.

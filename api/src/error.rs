@@ -9,6 +9,8 @@ use cartie_domain::inbox::ConversationError;
 use cartie_domain::lead::LeadError;
 use cartie_domain::listing::ListingError;
 use cartie_domain::member::MemberError;
+use cartie_domain::partner::PartnerError;
+use cartie_domain::request::RequestError;
 use cartie_domain::values::FieldError;
 use cartie_domain::workspace::WorkspaceError;
 use cartie_store::CommandError;
@@ -157,6 +159,38 @@ impl From<LeadError> for ApiError {
             LeadError::AlreadyExists | LeadError::IllegalTransition { .. } => {
                 ApiError::Conflict(error.to_string())
             }
+        }
+    }
+}
+
+impl From<RequestError> for ApiError {
+    fn from(error: RequestError) -> Self {
+        match error {
+            RequestError::NotFound => ApiError::NotFound("request"),
+            RequestError::VariantNotFound => ApiError::NotFound("variant"),
+            RequestError::ProposalNotFound => ApiError::NotFound("proposal"),
+            RequestError::Invalid(field) => ApiError::Validation(field),
+            RequestError::NotAddressed | RequestError::NotYourVariant => {
+                ApiError::Forbidden(error.to_string())
+            }
+            RequestError::AlreadyExists
+            | RequestError::VariantExists
+            | RequestError::Closed(_)
+            | RequestError::NotDraft(_)
+            | RequestError::IllegalVariantTransition { .. }
+            | RequestError::AnotherAccepted
+            | RequestError::NotAccepted
+            | RequestError::NothingToPropose => ApiError::Conflict(error.to_string()),
+        }
+    }
+}
+
+impl From<PartnerError> for ApiError {
+    fn from(error: PartnerError) -> Self {
+        match error {
+            PartnerError::NotFound => ApiError::NotFound("partner"),
+            PartnerError::Invalid(field) => ApiError::Validation(field),
+            PartnerError::AlreadyExists => ApiError::Conflict(error.to_string()),
         }
     }
 }

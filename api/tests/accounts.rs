@@ -632,6 +632,37 @@ fn matrix() -> Vec<(&'static str, Case)> {
         ("rotateBotToken", Targets("mutation($bot: ID!) { rotateBotToken(input: { botId: $bot, token: \"1:not-a-token\" }) { id } }")),
         ("disableBot", Targets("mutation($bot: ID!) { disableBot(botId: $bot) { id } }")),
         ("enableBot", Targets("mutation($bot: ID!) { enableBot(botId: $bot) { id } }")),
+        ("requests", OwnWorkspace("{ requests { totalCount nodes { id client { name } } } }")),
+        ("request", Targets("query($request: ID!) { request(id: $request) { id } }")),
+        ("requestMatches", Targets("query($request: ID!) { requestMatches(id: $request) { id } }")),
+        ("partners", OwnWorkspace("{ partners { id name } }")),
+        ("partner", Targets("query($partner: ID!) { partner(id: $partner) { id } }")),
+        ("draftRequest", OwnWorkspace("mutation { draftRequest(input: { client: { name: \"B client\" } }) { id } }")),
+        ("editRequest", Targets("mutation($request: ID!) { editRequest(input: { id: $request, client: { name: \"taken\" } }) { id } }")),
+        ("publishRequest", Targets("mutation($request: ID!) { publishRequest(input: { id: $request, allPartners: true }) { id } }")),
+        ("assignRequest", Targets("mutation($request: ID!) { assignRequest(id: $request) { id } }")),
+        ("offerListing", Targets("mutation($request: ID!, $listing: ID!) { offerListing(input: { requestId: $request, listingId: $listing, price: { amountMinor: 1, currency: USD } }) { id } }")),
+        ("shortlistVariant", Targets("mutation($variant: ID!) { shortlistVariant(variantId: $variant) { id } }")),
+        ("rejectVariant", Targets("mutation($variant: ID!) { rejectVariant(variantId: $variant, reason: \"no\") { id } }")),
+        ("acceptVariant", Targets("mutation($variant: ID!) { acceptVariant(variantId: $variant) { id } }")),
+        ("shareProposal", Targets("mutation($request: ID!) { shareProposal(requestId: $request) { token } }")),
+        ("revokeProposal", Targets("mutation($request: ID!, $variant: ID!) { revokeProposal(requestId: $request, proposalId: $variant) { id } }")),
+        ("closeRequestWon", Targets("mutation($request: ID!, $variant: ID!) { closeRequestWon(id: $request, variantId: $variant) { id } }")),
+        ("closeRequestLost", Targets("mutation($request: ID!) { closeRequestLost(id: $request, reason: \"taken\") { id } }")),
+        ("recordChannelPost", Targets("mutation($request: ID!) { recordChannelPost(id: $request, channel: \"@b\", messageId: 1) { id } }")),
+        ("registerPartner", OwnWorkspace("mutation { registerPartner(input: { name: \"B partner\" }) { id } }")),
+        ("updatePartner", Targets("mutation($partner: ID!) { updatePartner(id: $partner, input: { name: \"taken\" }) { id } }")),
+        ("deactivatePartner", Targets("mutation($partner: ID!) { deactivatePartner(id: $partner) { id } }")),
+        ("reactivatePartner", Targets("mutation($partner: ID!) { reactivatePartner(id: $partner) { id } }")),
+        ("createPartnerToken", Targets("mutation($partner: ID!) { createPartnerToken(partnerId: $partner, name: \"taken\") { token } }")),
+        // Partners only: B's owner and B's token are refused.
+        ("partnerRequests", Targets("{ partnerRequests { nodes { id } } }")),
+        ("partnerRequest", Targets("query($request: ID!) { partnerRequest(id: $request) { id } }")),
+        ("offerVariant", Targets("mutation($request: ID!) { offerVariant(input: { requestId: $request, title: \"x\", price: { amountMinor: 1, currency: USD } }) { id } }")),
+        ("submitRequest", Public("mutation { submitRequest(workspaceSlug: \"no-such-dealer\", input: { phone: \"+380671234567\" }) { reference } }", &["NOT_FOUND"])),
+        ("proposal", Public("{ proposal(token: \"cartie_pp_0000000000000000000000000000000a_forged\") { dealer } }", &["NOT_FOUND"])),
+        // Tried over a WebSocket in api/tests/requests.rs.
+        ("requestChanged", OverWebSocket),
         // Last: it ends the caller's own session.
         ("signOut", OwnWorkspace("mutation { signOut }")),
     ]
@@ -726,6 +757,30 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         )
         .await)["captureLead"]["id"]
         .clone();
+    let partner = ok(api
+        .gql(
+            &a.token,
+            "mutation { registerPartner(input: { name: \"A's partner\" }) { id } }",
+            json!({}),
+        )
+        .await)["registerPartner"]["id"]
+        .clone();
+    let request = ok(api
+        .gql(
+            &a.token,
+            "mutation { draftRequest(input: { client: { name: \"Olha\" } }) { id } }",
+            json!({}),
+        )
+        .await)["draftRequest"]["id"]
+        .clone();
+    let variant = ok(api
+        .gql(
+            &a.token,
+            "mutation($r: ID!, $l: ID!) { offerListing(input: { requestId: $r, listingId: $l, price: { amountMinor: 100, currency: USD } }) { id } }",
+            json!({ "r": request, "l": listing }),
+        )
+        .await)["offerListing"]["id"]
+        .clone();
     // A person invited by A who has not set a password yet.
     let pending = ok(api
         .gql(
@@ -766,6 +821,7 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         "listing": listing, "member": colleague.to_string(), "token": token_id,
         "conversation": conversation, "lead": lead, "bot": a_bot,
         "aSlug": a.slug, "bEmail": b.owner_email, "password": PASSWORD,
+        "partner": partner, "request": request, "variant": variant,
     });
     let a_identifiers = [
         a.id.to_string(),
@@ -778,6 +834,9 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
         lead.as_str().unwrap().to_string(),
         a_bot.to_string(),
         "olha_buys".to_string(),
+        partner.as_str().unwrap().to_string(),
+        request.as_str().unwrap().to_string(),
+        variant.as_str().unwrap().to_string(),
     ];
     for caller in [&b.token, &b_bot] {
         for (operation, case) in &matrix {

@@ -6,13 +6,22 @@ use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
 
 use crate::context::Command;
-use crate::ids::WorkspaceId;
+use crate::ids::{PartnerId, WorkspaceId};
 use crate::member::Role;
 use crate::values::{FieldError, Text};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiTokenCommand {
-    CreateApiToken { name: Text, role: Role },
+    CreateApiToken {
+        name: Text,
+        role: Role,
+    },
+    /// A token a partner dealer acts with (role `partner`): it sees only the published
+    /// requests addressed to that partner and the partner's own variants.
+    CreatePartnerToken {
+        name: Text,
+        partner_id: PartnerId,
+    },
     RevokeApiToken,
 }
 
@@ -22,6 +31,11 @@ pub enum ApiTokenEvent {
         workspace_id: WorkspaceId,
         name: Text,
         role: Role,
+    },
+    PartnerTokenCreated {
+        workspace_id: WorkspaceId,
+        name: Text,
+        partner_id: PartnerId,
     },
     ApiTokenRevoked,
 }
@@ -34,6 +48,7 @@ impl DomainEvent for ApiTokenEvent {
     fn event_type(&self) -> String {
         match self {
             ApiTokenEvent::ApiTokenCreated { .. } => "ApiTokenCreated",
+            ApiTokenEvent::PartnerTokenCreated { .. } => "PartnerTokenCreated",
             ApiTokenEvent::ApiTokenRevoked => "ApiTokenRevoked",
         }
         .to_string()
@@ -85,6 +100,16 @@ impl ApiToken {
                     role,
                 }])
             }
+            ApiTokenCommand::CreatePartnerToken { name, partner_id } => {
+                if self.workspace_id.is_some() {
+                    return Err(ApiTokenError::AlreadyExists);
+                }
+                Ok(vec![ApiTokenEvent::PartnerTokenCreated {
+                    workspace_id,
+                    name,
+                    partner_id,
+                }])
+            }
             ApiTokenCommand::RevokeApiToken => {
                 if self.workspace_id != Some(workspace_id) {
                     return Err(ApiTokenError::NotFound);
@@ -111,7 +136,8 @@ impl ApiToken {
     /// Applies one of its events to the state.
     fn evolve(&mut self, event: ApiTokenEvent) {
         match event {
-            ApiTokenEvent::ApiTokenCreated { workspace_id, .. } => {
+            ApiTokenEvent::ApiTokenCreated { workspace_id, .. }
+            | ApiTokenEvent::PartnerTokenCreated { workspace_id, .. } => {
                 self.workspace_id = Some(workspace_id)
             }
             ApiTokenEvent::ApiTokenRevoked => self.revoked = true,

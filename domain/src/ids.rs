@@ -62,6 +62,35 @@ id_type!(
     LeadId
 );
 
+id_type!(
+    /// A client's wish for a car, worked on by the dealer and its partners.
+    RequestId
+);
+id_type!(
+    /// A partner dealer company that offers cars for the workspace's requests.
+    PartnerId
+);
+id_type!(
+    /// A car offered for one request, by the dealer or a partner.
+    VariantId
+);
+id_type!(
+    /// A proposal link shared with a request's client.
+    ProposalId
+);
+
+macro_rules! generated {
+    ($($name:ident),+) => {
+        $(impl $name {
+            /// A fresh, time-ordered id.
+            pub fn generate() -> Self {
+                Self(Uuid::now_v7())
+            }
+        })+
+    };
+}
+generated!(RequestId, PartnerId, VariantId, ProposalId);
+
 impl ConversationId {
     /// One conversation per (workspace, bot, chat): every update of the chat finds it.
     pub fn for_chat(workspace: WorkspaceId, bot: BotId, chat_id: i64) -> Self {

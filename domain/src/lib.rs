@@ -42,8 +42,13 @@ pub mod inbox;
 pub mod lead;
 pub mod listing;
 pub mod member;
+pub mod partner;
+pub mod request;
 pub mod values;
 pub mod workspace;
 
 pub use context::{Actor, Command, CommandContext};
-pub use ids::{BotId, ConversationId, LeadId, ListingId, UserId, WorkspaceId};
+pub use ids::{
+    BotId, ConversationId, LeadId, ListingId, PartnerId, ProposalId, RequestId, UserId, VariantId,
+    WorkspaceId,
+};

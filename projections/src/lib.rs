@@ -8,6 +8,7 @@ pub mod directory;
 pub mod inbox;
 pub mod inventory;
 pub mod leads;
+pub mod requests;
 pub mod runner;
 pub mod telegram_delivery;
 

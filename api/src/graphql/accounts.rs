@@ -40,6 +40,8 @@ pub enum AccessRole {
     Admin,
     Member,
     Superadmin,
+    /// A partner dealer's token.
+    Partner,
 }
 
 /// A dealer company's workspace.

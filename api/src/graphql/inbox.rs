@@ -1197,7 +1197,10 @@ const LOOKBACK: i64 = 200;
 const CHANGES_PER_QUERY: i64 = 500;
 
 /// The caller of a subscription, allowed by the access policy.
-fn subscriber<'a>(ctx: &Context<'a>, field: &str) -> Result<&'a RequestContext, ApiError> {
+pub(crate) fn subscriber<'a>(
+    ctx: &Context<'a>,
+    field: &str,
+) -> Result<&'a RequestContext, ApiError> {
     let caller = caller(ctx)?;
     let access = crate::access::access_of("Subscription", field)
         .ok_or_else(|| ApiError::Forbidden("this operation is not open to anyone".into()))?;
@@ -1207,7 +1210,10 @@ fn subscriber<'a>(ctx: &Context<'a>, field: &str) -> Result<&'a RequestContext, 
 
 /// Whether the subscriber's credential still holds (not signed out, disabled or revoked):
 /// checked before every item, since the WebSocket authenticated only at its start.
-async fn still_authorised(services: &Services, token: Option<&secrecy::SecretString>) -> bool {
+pub(crate) async fn still_authorised(
+    services: &Services,
+    token: Option<&secrecy::SecretString>,
+) -> bool {
     use secrecy::ExposeSecret;
     match token {
         Some(token) => crate::accounts::authenticate(services, token.expose_secret())
@@ -1316,6 +1322,15 @@ impl InboxSubscription {
             |row| Some(ConversationNode::from_row(row)),
         )
         .await?)
+    }
+
+    /// One request as it changes: new variants, their status, publishing, closing.
+    async fn request_changed(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+    ) -> async_graphql::Result<impl futures::Stream<Item = super::requests::RequestNode>> {
+        super::requests::request_changes(ctx, id).await
     }
 
     /// Messages of one conversation as they arrive or change (delivered, failed, edited).

@@ -181,7 +181,7 @@ impl ListingNode {
 }
 
 /// Parses a value the projector wrote; failing means the read model is corrupt.
-fn stored<D, G>(value: &str) -> Result<G, ApiError>
+pub(crate) fn stored<D, G>(value: &str) -> Result<G, ApiError>
 where
     D: std::str::FromStr,
     G: From<D>,
@@ -193,7 +193,7 @@ where
     })
 }
 
-fn stored_opt<D, G>(value: &Option<String>) -> Result<Option<G>, ApiError>
+pub(crate) fn stored_opt<D, G>(value: &Option<String>) -> Result<Option<G>, ApiError>
 where
     D: std::str::FromStr,
     G: From<D>,
@@ -438,7 +438,7 @@ pub enum PhotoInput {
     TelegramFileId(String),
 }
 
-fn parse_photos(photos: Vec<PhotoInput>) -> Result<Photos, FieldError> {
+pub(crate) fn parse_photos(photos: Vec<PhotoInput>) -> Result<Photos, FieldError> {
     let parsed = photos
         .into_iter()
         .enumerate()

@@ -5,6 +5,7 @@ mod accounts;
 mod bots;
 mod inbox;
 mod inventory;
+mod requests;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub use accounts::{AccountsMutation, AccountsQuery};
 pub use bots::{BotsMutation, BotsQuery};
 pub use inbox::{InboxMutation, InboxQuery, InboxSubscription};
 pub use inventory::{InventoryMutation, InventoryQuery};
+pub use requests::{RequestsMutation, RequestsQuery};
 
 /// Deepest query accepted; deeper ones are refused before execution.
 pub const MAX_DEPTH: usize = 12;
@@ -32,7 +34,13 @@ pub const MAX_COMPLEXITY: usize = 5_000;
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Query")]
-pub struct QueryRoot(InventoryQuery, InboxQuery, AccountsQuery, BotsQuery);
+pub struct QueryRoot(
+    InventoryQuery,
+    InboxQuery,
+    AccountsQuery,
+    BotsQuery,
+    RequestsQuery,
+);
 
 #[derive(MergedObject, Default)]
 #[graphql(name = "Mutation")]
@@ -41,6 +49,7 @@ pub struct MutationRoot(
     InboxMutation,
     AccountsMutation,
     BotsMutation,
+    RequestsMutation,
 );
 
 pub type CartieSchema = Schema<QueryRoot, MutationRoot, InboxSubscription>;

@@ -53,7 +53,10 @@ pub struct ApiTokenRow {
     pub token_id: Uuid,
     pub workspace_id: Uuid,
     pub name: String,
+    /// `admin`, `member`, or `partner` for a partner's token.
     pub role: String,
+    /// The partner a `partner` token acts for.
+    pub partner_id: Option<Uuid>,
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,

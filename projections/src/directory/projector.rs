@@ -259,6 +259,21 @@ async fn api_token(
                 .execute(&mut *conn)
                 .await?;
             }
+            ApiTokenEvent::PartnerTokenCreated { workspace_id, name, partner_id } => {
+                sqlx::query(
+                    "INSERT INTO directory_api_tokens \
+                     (token_id, workspace_id, name, role, partner_id, created_by, created_at) \
+                     VALUES ($1, $2, $3, 'partner', $4, $5, $6) ON CONFLICT (token_id) DO NOTHING",
+                )
+                .bind(token_id)
+                .bind(workspace_id.0)
+                .bind(name.as_str())
+                .bind(partner_id.0)
+                .bind(&created_by)
+                .bind(at)
+                .execute(&mut *conn)
+                .await?;
+            }
             ApiTokenEvent::ApiTokenRevoked => {
                 sqlx::query(
                     "UPDATE directory_api_tokens SET revoked_at = $2 \

@@ -162,14 +162,28 @@ pub async fn active_owners(db: &Database, workspace: Uuid) -> Result<i64, sqlx::
 }
 
 const TOKEN_COLUMNS: &str =
-    "token_id, workspace_id, name, role, created_by, created_at, revoked_at";
+    "token_id, workspace_id, name, role, partner_id, created_by, created_at, revoked_at";
 
+/// The workspace's own API tokens (partners' tokens are listed with their partner).
 pub async fn api_tokens(db: &Database, workspace: Uuid) -> Result<Vec<ApiTokenRow>, sqlx::Error> {
     let sql = format!(
         "SELECT {TOKEN_COLUMNS} FROM directory_api_tokens WHERE workspace_id = $1 \
-         ORDER BY created_at DESC, token_id"
+         AND partner_id IS NULL ORDER BY created_at DESC, token_id"
     );
     on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).fetch_all(pool).await)
+}
+
+/// The API tokens of one partner of the workspace, newest first.
+pub async fn partner_tokens(
+    db: &Database,
+    workspace: Uuid,
+    partner: Uuid,
+) -> Result<Vec<ApiTokenRow>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {TOKEN_COLUMNS} FROM directory_api_tokens WHERE workspace_id = $1 \
+         AND partner_id = $2 ORDER BY created_at DESC, token_id"
+    );
+    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(partner).fetch_all(pool).await)
 }
 
 pub async fn api_token(db: &Database, id: Uuid) -> Result<Option<ApiTokenRow>, sqlx::Error> {

@@ -318,3 +318,56 @@ fn escape_like(word: &str) -> String {
     }
     escaped
 }
+
+/// What a request needs of a car, for matching it against the inventory.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MatchNeeds {
+    pub brand: Option<String>,
+    pub model: Option<String>,
+    pub year_min: Option<i64>,
+    pub year_max: Option<i64>,
+    /// The most the client pays: a match is priced in this currency, at most this much.
+    pub budget: Option<(Currency, i64)>,
+    pub mileage_max: Option<i64>,
+    pub fuel: Option<Fuel>,
+    pub gearbox: Option<Gearbox>,
+    pub body: Option<BodyType>,
+    pub city: Option<String>,
+}
+
+/// The available listings of `workspace` inside every constraint of `needs`, best first:
+/// with a budget the cheapest first (then the newest); without one the newest first. A
+/// constraint a listing has no value for (no year, no price) excludes it.
+pub async fn matching(
+    db: &Database,
+    workspace: Uuid,
+    needs: &MatchNeeds,
+    first: i64,
+) -> Result<Vec<ListingRow>, sqlx::Error> {
+    let filter = ListingFilter {
+        brand: needs.brand.clone(),
+        model: needs.model.clone(),
+        year_min: needs.year_min.map(|y| y as i32),
+        year_max: needs.year_max.map(|y| y as i32),
+        price_currency: needs.budget.map(|(currency, _)| currency),
+        price_max: needs.budget.map(|(_, max)| max),
+        mileage_max: needs.mileage_max,
+        statuses: vec![ListingStatus::Available],
+        city: needs.city.clone(),
+        fuels: needs.fuel.into_iter().collect(),
+        gearboxes: needs.gearbox.into_iter().collect(),
+        bodies: needs.body.into_iter().collect(),
+        ..ListingFilter::default()
+    };
+    let order = if needs.budget.is_some() {
+        " ORDER BY price_minor ASC, created_position DESC LIMIT "
+    } else {
+        " ORDER BY created_position DESC LIMIT "
+    };
+    on_pool!(db, pool, DB => {
+        let mut query = QueryBuilder::<DB>::new(SELECT_LISTINGS);
+        push_filters(&mut query, workspace, &filter);
+        query.push(order).push_bind(first.max(0));
+        query.build_query_as().fetch_all(pool).await
+    })
+}
