@@ -560,21 +560,27 @@ impl Request {
             }
             RequestCommand::ShortlistVariant { variant_id } => {
                 let current = *variant(&variant_id)?;
-                self.variant_transition(variant_id, current, VariantStatus::Shortlisted)?
-                    .then(|| vec![RequestEvent::VariantShortlisted { variant_id }])
-                    .unwrap_or_default()
+                if self.variant_transition(variant_id, current, VariantStatus::Shortlisted)? {
+                    vec![RequestEvent::VariantShortlisted { variant_id }]
+                } else {
+                    vec![]
+                }
             }
             RequestCommand::RejectVariant { variant_id, reason } => {
                 let current = *variant(&variant_id)?;
-                self.variant_transition(variant_id, current, VariantStatus::Rejected)?
-                    .then(|| vec![RequestEvent::VariantRejected { variant_id, reason }])
-                    .unwrap_or_default()
+                if self.variant_transition(variant_id, current, VariantStatus::Rejected)? {
+                    vec![RequestEvent::VariantRejected { variant_id, reason }]
+                } else {
+                    vec![]
+                }
             }
             RequestCommand::AcceptVariant { variant_id } => {
                 let current = *variant(&variant_id)?;
-                self.variant_transition(variant_id, current, VariantStatus::Accepted)?
-                    .then(|| vec![RequestEvent::VariantAccepted { variant_id }])
-                    .unwrap_or_default()
+                if self.variant_transition(variant_id, current, VariantStatus::Accepted)? {
+                    vec![RequestEvent::VariantAccepted { variant_id }]
+                } else {
+                    vec![]
+                }
             }
             RequestCommand::ShareProposal { proposal_id } => {
                 if self.proposals.contains_key(&proposal_id) {

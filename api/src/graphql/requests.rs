@@ -1681,7 +1681,7 @@ impl RequestsMutation {
             other => other,
         })?;
         shown(&services.requests_progress, position, "requests list").await?;
-        Ok(variant_node(ctx, variant_id).await?)
+        variant_node(ctx, variant_id).await
     }
 
     /// The dealer's website or Mini App submits a client's request: it becomes a lead and a
