@@ -180,6 +180,23 @@ impl ListingNode {
     }
 }
 
+/// Photos as the API shows them.
+pub(crate) fn photos_of(photos: Vec<Photo>) -> Vec<ListingPhoto> {
+    photos
+        .into_iter()
+        .map(|photo| match photo {
+            Photo::Url(url) => ListingPhoto {
+                url: Some(url),
+                telegram_file_id: None,
+            },
+            Photo::TelegramFileId(id) => ListingPhoto {
+                url: None,
+                telegram_file_id: Some(id),
+            },
+        })
+        .collect()
+}
+
 /// Parses a value the projector wrote; failing means the read model is corrupt.
 pub(crate) fn stored<D, G>(value: &str) -> Result<G, ApiError>
 where
@@ -232,21 +249,7 @@ impl TryFrom<ListingRow> for ListingNode {
             vin: row.vin,
             city: row.city,
             price,
-            photos: row
-                .photos
-                .0
-                .into_iter()
-                .map(|photo| match photo {
-                    Photo::Url(url) => ListingPhoto {
-                        url: Some(url),
-                        telegram_file_id: None,
-                    },
-                    Photo::TelegramFileId(id) => ListingPhoto {
-                        url: None,
-                        telegram_file_id: Some(id),
-                    },
-                })
-                .collect(),
+            photos: photos_of(row.photos.0),
             created_at: row.created_at,
             updated_at: row.updated_at,
             workspace_id: row.workspace_id,

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use cartie_domain::lead::{
     Interest, LeadCommand, LeadContact, LeadSource, Phone, TelegramUsername,
 };
-use cartie_domain::listing::Photo;
 use cartie_domain::member::Email;
 use cartie_domain::partner::{PartnerCommand, PartnerContact, PartnerProfile};
 use cartie_domain::request::{
@@ -30,8 +29,8 @@ use cartie_projections::requests::queries::{self as requests, RequestFilter};
 use cartie_projections::requests::{PartnerRow, RequestRow, VariantRow};
 
 use super::inventory::{
-    parse_photos, stored, stored_opt, BodyType, Currency, Fuel, Gearbox, ListingNode, ListingPhoto,
-    MoneyAmount, MoneyInput, PhotoInput,
+    parse_photos, photos_of, stored, stored_opt, BodyType, Currency, Fuel, Gearbox, ListingNode,
+    ListingPhoto, MoneyAmount, MoneyInput, PhotoInput,
 };
 use super::{caller, parse_id, services, ClientAddress, RequestContext, WebSocketSession};
 use crate::app::{shown, Services};
@@ -189,22 +188,6 @@ pub struct VariantNode {
     pub status: VariantStatus,
     pub reject_reason: Option<String>,
     pub offered_at: DateTime<Utc>,
-}
-
-fn photos_of(photos: Vec<Photo>) -> Vec<ListingPhoto> {
-    photos
-        .into_iter()
-        .map(|photo| match photo {
-            Photo::Url(url) => ListingPhoto {
-                url: Some(url),
-                telegram_file_id: None,
-            },
-            Photo::TelegramFileId(id) => ListingPhoto {
-                url: None,
-                telegram_file_id: Some(id),
-            },
-        })
-        .collect()
 }
 
 impl VariantNode {
