@@ -945,6 +945,18 @@ async fn request_of_variant(ctx: &Context<'_>, variant: VariantId) -> Result<ID,
         .ok_or(ApiError::NotFound("variant"))
 }
 
+/// A dealer's command on one variant (found by its id); answers the variant as shown.
+async fn variant_command(
+    ctx: &Context<'_>,
+    variant: &ID,
+    command: impl FnOnce(VariantId) -> RequestCommand,
+) -> async_graphql::Result<VariantNode> {
+    let id = variant_id(variant)?;
+    let request = request_of_variant(ctx, id).await?;
+    request_command(ctx, &request, "variantId", command(id)).await?;
+    variant_node(ctx, id).await
+}
+
 #[derive(Default)]
 pub struct RequestsQuery;
 
@@ -1355,16 +1367,10 @@ impl RequestsMutation {
         ctx: &Context<'_>,
         variant_id: ID,
     ) -> async_graphql::Result<VariantNode> {
-        let id = self::variant_id(&variant_id)?;
-        let request = request_of_variant(ctx, id).await?;
-        request_command(
-            ctx,
-            &request,
-            "variantId",
-            RequestCommand::ShortlistVariant { variant_id: id },
-        )
-        .await?;
-        variant_node(ctx, id).await
+        variant_command(ctx, &variant_id, |variant_id| {
+            RequestCommand::ShortlistVariant { variant_id }
+        })
+        .await
     }
 
     async fn reject_variant(
@@ -1373,21 +1379,12 @@ impl RequestsMutation {
         variant_id: ID,
         reason: String,
     ) -> async_graphql::Result<VariantNode> {
-        let id = self::variant_id(&variant_id)?;
         let reason =
             Text::parse_multiline("reason", &reason, Text::TITLE).map_err(ApiError::from)?;
-        let request = request_of_variant(ctx, id).await?;
-        request_command(
-            ctx,
-            &request,
-            "variantId",
-            RequestCommand::RejectVariant {
-                variant_id: id,
-                reason,
-            },
-        )
-        .await?;
-        variant_node(ctx, id).await
+        variant_command(ctx, &variant_id, |variant_id| {
+            RequestCommand::RejectVariant { variant_id, reason }
+        })
+        .await
     }
 
     async fn accept_variant(
@@ -1395,16 +1392,10 @@ impl RequestsMutation {
         ctx: &Context<'_>,
         variant_id: ID,
     ) -> async_graphql::Result<VariantNode> {
-        let id = self::variant_id(&variant_id)?;
-        let request = request_of_variant(ctx, id).await?;
-        request_command(
-            ctx,
-            &request,
-            "variantId",
-            RequestCommand::AcceptVariant { variant_id: id },
-        )
-        .await?;
-        variant_node(ctx, id).await
+        variant_command(ctx, &variant_id, |variant_id| {
+            RequestCommand::AcceptVariant { variant_id }
+        })
+        .await
     }
 
     /// Shares the shortlisted and accepted variants with the client: the token (shown this
