@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use cartie_api::accounts::Throttle;
 use cartie_store::Backend;
 use serde_json::{json, Value};
+use support::ws::{connect, next, subscribe};
 use support::{code, field, ok, Api, Dealer};
 
 cartie_store::on_both_backends!(
@@ -16,6 +17,7 @@ cartie_store::on_both_backends!(
     matching_returns_exactly_the_available_listings_inside_the_needs_cheapest_first,
     public_intake_creates_a_lead_and_a_draft_and_is_throttled_per_client,
     bad_needs_and_changes_after_close_are_refused,
+    the_dealer_sees_a_partners_variant_arrive_over_a_websocket_within_a_second,
 );
 
 async fn partner_with_token(api: &Api, dealer: &Dealer, name: &str) -> (String, String) {
@@ -512,5 +514,93 @@ async fn bad_needs_and_changes_after_close_are_refused(backend: Backend) {
         .await;
     assert_eq!(code(&edit), "CONFLICT");
     assert!(api.events().await > events);
+    api.shutdown().await;
+}
+
+async fn the_dealer_sees_a_partners_variant_arrive_over_a_websocket_within_a_second(
+    backend: Backend,
+) {
+    let api = Api::new(backend).await;
+    let dealer = api.dealer("live-requests").await;
+    let (partner, partner_token) = partner_with_token(&api, &dealer, "Lviv Auto").await;
+    let request = draft(&api, &dealer, json!({ "brand": "Toyota" })).await;
+    ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!, $p: ID!) { publishRequest(input: { id: $id, partnerIds: [$p] }) { id } }",
+            json!({ "id": request, "p": partner }),
+        )
+        .await);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("ws://{}", listener.local_addr().unwrap());
+    let router = api.router.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+
+    let mut socket = connect(&base, &dealer.token).await;
+    assert_eq!(
+        next(&mut socket, Duration::from_secs(5)).await.unwrap()["type"],
+        "connection_ack"
+    );
+    subscribe(
+        &mut socket,
+        "request",
+        "subscription($id: ID!) { requestChanged(id: $id) { id variantCount bestOffer { amountMinor currency } \
+         variants { title status partnerId } } }",
+        json!({ "id": request }),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let sent = Instant::now();
+    ok(api
+        .gql(&partner_token, OFFER, json!({ "r": request, "amount": 1_750_000 }))
+        .await);
+    let message = next(&mut socket, Duration::from_secs(1)).await.unwrap();
+    let elapsed = sent.elapsed();
+    assert_eq!(message["type"], "next", "{message}");
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    assert_eq!(
+        message["payload"]["data"]["requestChanged"],
+        json!({
+            "id": request,
+            "variantCount": 1,
+            "bestOffer": { "amountMinor": 1_750_000, "currency": "USD" },
+            "variants": [{ "title": "Camry 2019", "status": "OFFERED", "partnerId": partner }],
+        })
+    );
+
+    // A second offer, a cheaper one, arrives as the next change.
+    ok(api
+        .gql(&partner_token, OFFER, json!({ "r": request, "amount": 1_600_000 }))
+        .await);
+    let message = next(&mut socket, Duration::from_secs(2)).await.unwrap();
+    let changed = &message["payload"]["data"]["requestChanged"];
+    assert_eq!(changed["variantCount"], 2, "{message}");
+    assert_eq!(changed["bestOffer"]["amountMinor"], 1_600_000);
+
+    // Neither another workspace nor the partner can follow the dealer's request.
+    let other = api.dealer("other-live-requests").await;
+    for (token, expected) in [(&other.token, "NOT_FOUND"), (&partner_token, "FORBIDDEN")] {
+        let mut stranger = connect(&base, token).await;
+        assert_eq!(
+            next(&mut stranger, Duration::from_secs(5)).await.unwrap()["type"],
+            "connection_ack"
+        );
+        subscribe(
+            &mut stranger,
+            "request",
+            "subscription($id: ID!) { requestChanged(id: $id) { id } }",
+            json!({ "id": request }),
+        )
+        .await;
+        let refused = next(&mut stranger, Duration::from_secs(5)).await.unwrap();
+        // A refusal is an `error` message, or a `next` carrying the errors.
+        let errors = match refused["type"].as_str() {
+            Some("error") => &refused["payload"],
+            _ => &refused["payload"]["errors"],
+        };
+        assert_eq!(errors[0]["extensions"]["code"], expected, "{refused}");
+    }
+    server.abort();
     api.shutdown().await;
 }

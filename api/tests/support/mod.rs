@@ -3,6 +3,7 @@
 #![allow(dead_code)] // Each test binary uses a part.
 
 pub mod fake_telegram;
+pub mod ws;
 
 use std::net::SocketAddr;
 

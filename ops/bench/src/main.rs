@@ -18,6 +18,11 @@
 //! `cartie-bench inbox-query`: lists conversations (first page, unread, by bot, search)
 //! repeatedly; prints p50/p99 per query.
 //!
+//! `cartie-bench seed-requests`: fills the Inventory and Requests read models of a workspace
+//! (listings, requests, partners, variants; rows written directly, in bulk) and
+//! `cartie-bench requests-query` times the request lists, one request with its variants and
+//! matching (see `requests_bench`).
+//!
 //! `cartie-bench telegram-webhook` and `telegram-delivery`: start `cartie serve` against a
 //! loopback fake Bot API and measure webhook ingest and the delivery reactor's pacing
 //! (see `telegram_bench`).
@@ -94,6 +99,26 @@ enum Cmd {
         messages: i64,
     },
     InboxQuery {
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 500)]
+        requests: usize,
+    },
+    SeedRequests {
+        #[arg(long)]
+        database_url: String,
+        #[arg(long)]
+        workspace_slug: String,
+        #[arg(long, default_value_t = 1_000_000)]
+        listings: i64,
+        #[arg(long, default_value_t = 50_000)]
+        requests: i64,
+        #[arg(long, default_value_t = 10)]
+        variants_per_request: i64,
+    },
+    RequestsQuery {
         #[arg(long)]
         url: String,
         #[arg(long)]
@@ -187,6 +212,27 @@ async fn main() -> anyhow::Result<()> {
             token,
             requests,
         } => inbox_bench::inbox_query(url, token, requests).await,
+        Cmd::SeedRequests {
+            database_url,
+            workspace_slug,
+            listings,
+            requests,
+            variants_per_request,
+        } => {
+            requests_bench::seed_requests(
+                database_url,
+                workspace_slug,
+                listings,
+                requests,
+                variants_per_request,
+            )
+            .await
+        }
+        Cmd::RequestsQuery {
+            url,
+            token,
+            requests,
+        } => requests_bench::requests_query(url, token, requests).await,
         Cmd::TelegramWebhook {
             target,
             clients,
@@ -202,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 mod inbox_bench;
+mod requests_bench;
 mod telegram_bench;
 
 const CREATE: &str =
