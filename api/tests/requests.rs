@@ -1,5 +1,6 @@
 //! B2B requests and the partner network through the GraphQL API: partners' isolation,
-//! proposal links, matching against the inventory and the public intake.
+//! proposal links, matching against the inventory, the public intake and the request
+//! list's filters and pages.
 
 mod support;
 
@@ -18,6 +19,7 @@ cartie_store::on_both_backends!(
     public_intake_creates_a_lead_and_a_draft_and_is_throttled_per_client,
     bad_needs_and_changes_after_close_are_refused,
     the_dealer_sees_a_partners_variant_arrive_over_a_websocket_within_a_second,
+    the_request_list_filters_and_pages_newest_first,
 );
 
 async fn partner_with_token(api: &Api, dealer: &Dealer, name: &str) -> (String, String) {
@@ -553,7 +555,11 @@ async fn the_dealer_sees_a_partners_variant_arrive_over_a_websocket_within_a_sec
 
     let sent = Instant::now();
     ok(api
-        .gql(&partner_token, OFFER, json!({ "r": request, "amount": 1_750_000 }))
+        .gql(
+            &partner_token,
+            OFFER,
+            json!({ "r": request, "amount": 1_750_000 }),
+        )
         .await);
     let message = next(&mut socket, Duration::from_secs(1)).await.unwrap();
     let elapsed = sent.elapsed();
@@ -571,7 +577,11 @@ async fn the_dealer_sees_a_partners_variant_arrive_over_a_websocket_within_a_sec
 
     // A second offer, a cheaper one, arrives as the next change.
     ok(api
-        .gql(&partner_token, OFFER, json!({ "r": request, "amount": 1_600_000 }))
+        .gql(
+            &partner_token,
+            OFFER,
+            json!({ "r": request, "amount": 1_600_000 }),
+        )
         .await);
     let message = next(&mut socket, Duration::from_secs(2)).await.unwrap();
     let changed = &message["payload"]["data"]["requestChanged"];
@@ -602,5 +612,152 @@ async fn the_dealer_sees_a_partners_variant_arrive_over_a_websocket_within_a_sec
         assert_eq!(errors[0]["extensions"]["code"], expected, "{refused}");
     }
     server.abort();
+    api.shutdown().await;
+}
+
+const LIST: &str = "query($filter: RequestFilterInput, $first: Int, $after: String) { \
+    requests(filter: $filter, first: $first, after: $after) { totalCount hasNextPage endCursor nodes { id } } }";
+
+/// The ids a filter lists, walking every page of `first`, and the total count each page told.
+async fn list_all(api: &Api, dealer: &Dealer, filter: Value, first: i64) -> (Vec<String>, i64) {
+    let (mut ids, mut after, mut total) = (Vec::new(), Value::Null, None);
+    loop {
+        let page = ok(api
+            .gql(
+                &dealer.token,
+                LIST,
+                json!({ "filter": filter, "first": first, "after": after }),
+            )
+            .await)["requests"]
+            .clone();
+        let count = page["totalCount"].as_i64().unwrap();
+        assert_eq!(
+            *total.get_or_insert(count),
+            count,
+            "every page tells one total"
+        );
+        ids.extend(
+            page["nodes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["id"].as_str().unwrap().to_string()),
+        );
+        if page["hasNextPage"] != json!(true) {
+            return (ids, total.unwrap());
+        }
+        after = page["endCursor"].clone();
+    }
+}
+
+async fn the_request_list_filters_and_pages_newest_first(backend: Backend) {
+    let api = Api::new(backend).await;
+    let dealer = api.dealer("kharkiv-cars").await;
+    let other = api.dealer("poltava-cars").await;
+    let (partner, _) = partner_with_token(&api, &dealer, "Lviv Motors").await;
+    draft(&api, &other, json!({ "brand": "Toyota" })).await;
+
+    // (brand, budget in USD or EUR) of each request, oldest first.
+    let needs = [
+        json!({ "brand": "Toyota", "budget": { "amountMinor": 1_500_000, "currency": "USD" } }),
+        json!({ "brand": "BMW", "budget": { "amountMinor": 3_000_000, "currency": "USD" } }),
+        json!({ "brand": "toyota", "budget": { "amountMinor": 2_000_000, "currency": "EUR" } }),
+        json!({ "brand": "Audi" }),
+        json!({ "brand": "TOYOTA", "budget": { "amountMinor": 2_500_000, "currency": "USD" } }),
+    ];
+    let mut ids = Vec::new();
+    let mut before_last_two = None;
+    for (i, n) in needs.iter().enumerate() {
+        if i == 3 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            before_last_two = Some(chrono::Utc::now());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        ids.push(draft(&api, &dealer, n.clone()).await);
+    }
+    let newest_first = |picked: &[usize]| -> Vec<String> {
+        picked.iter().rev().map(|&i| ids[i].clone()).collect()
+    };
+    for i in [1, 2, 4] {
+        ok(api
+            .gql(
+                &dealer.token,
+                "mutation($id: ID!, $p: ID!) { publishRequest(input: { id: $id, partnerIds: [$p] }) { id } }",
+                json!({ "id": ids[i], "p": partner }),
+            )
+            .await);
+    }
+    for i in [0, 2] {
+        ok(api
+            .gql(
+                &dealer.token,
+                "mutation($id: ID!, $a: ID) { assignRequest(id: $id, assigneeId: $a) { id } }",
+                json!({ "id": ids[i], "a": dealer.owner.to_string() }),
+            )
+            .await);
+    }
+
+    // Every page size walks the whole list once, newest first; the other dealer's request
+    // is never in it.
+    for first in [1, 2, 5, 30] {
+        let (listed, total) = list_all(&api, &dealer, json!({}), first).await;
+        assert_eq!(listed, newest_first(&[0, 1, 2, 3, 4]), "pages of {first}");
+        assert_eq!(total, 5);
+    }
+    let cases = [
+        (json!({ "statuses": ["PUBLISHED"] }), vec![1, 2, 4]),
+        (
+            json!({ "statuses": ["DRAFT", "PUBLISHED"] }),
+            vec![0, 1, 2, 3, 4],
+        ),
+        (
+            json!({ "assigneeId": dealer.owner.to_string() }),
+            vec![0, 2],
+        ),
+        (json!({ "brand": "toyota" }), vec![0, 2, 4]),
+        (
+            json!({ "brand": "Toyota", "statuses": ["PUBLISHED"] }),
+            vec![2, 4],
+        ),
+        (
+            json!({ "budgetCurrency": "USD", "budgetMin": 1_500_000, "budgetMax": 2_500_000 }),
+            vec![0, 4],
+        ),
+        (json!({ "budgetCurrency": "EUR" }), vec![2]),
+        (
+            json!({ "createdFrom": before_last_two.unwrap().to_rfc3339() }),
+            vec![3, 4],
+        ),
+        (
+            json!({ "createdTo": before_last_two.unwrap().to_rfc3339(), "brand": "toyota" }),
+            vec![0, 2],
+        ),
+    ];
+    for (filter, expected) in cases {
+        let (listed, total) = list_all(&api, &dealer, filter.clone(), 2).await;
+        assert_eq!(listed, newest_first(&expected), "{filter}");
+        assert_eq!(total, expected.len() as i64, "{filter}");
+    }
+
+    let (other_listed, other_total) = list_all(&api, &other, json!({}), 10).await;
+    assert_eq!((other_listed.len(), other_total), (1, 1));
+
+    let bad = api
+        .gql(
+            &dealer.token,
+            LIST,
+            json!({ "filter": { "budgetMin": 100 }, "first": 2, "after": null }),
+        )
+        .await;
+    assert_eq!(code(&bad), "VALIDATION", "{bad}");
+    assert_eq!(field(&bad), "filter.budgetCurrency", "{bad}");
+    let bad = api
+        .gql(
+            &dealer.token,
+            LIST,
+            json!({ "first": 2, "after": "not-a-cursor" }),
+        )
+        .await;
+    assert_eq!(code(&bad), "VALIDATION", "{bad}");
     api.shutdown().await;
 }

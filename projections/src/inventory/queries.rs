@@ -338,6 +338,11 @@ pub struct MatchNeeds {
 /// The available listings of `workspace` inside every constraint of `needs`, best first:
 /// with a budget the cheapest first (then the newest); without one the newest first. A
 /// constraint a listing has no value for (no year, no price) excludes it.
+///
+/// The ids are chosen first from the matching indexes alone (migration 0008: they carry
+/// every column a need constrains, for available cars only), then only the chosen rows are
+/// read; the status is written into the query, not bound, so both databases see that the
+/// indexes' condition holds.
 pub async fn matching(
     db: &Database,
     workspace: Uuid,
@@ -352,7 +357,6 @@ pub async fn matching(
         price_currency: needs.budget.map(|(currency, _)| currency),
         price_max: needs.budget.map(|(_, max)| max),
         mileage_max: needs.mileage_max,
-        statuses: vec![ListingStatus::Available],
         city: needs.city.clone(),
         fuels: needs.fuel.into_iter().collect(),
         gearboxes: needs.gearbox.into_iter().collect(),
@@ -360,14 +364,21 @@ pub async fn matching(
         ..ListingFilter::default()
     };
     let order = if needs.budget.is_some() {
-        " ORDER BY price_minor ASC, created_position DESC LIMIT "
+        " ORDER BY price_minor ASC, created_position DESC"
     } else {
-        " ORDER BY created_position DESC LIMIT "
+        " ORDER BY created_position DESC"
     };
     on_pool!(db, pool, DB => {
         let mut query = QueryBuilder::<DB>::new(SELECT_LISTINGS);
+        query.push(" WHERE listing_id IN (SELECT listing_id FROM inventory_listings");
         push_filters(&mut query, workspace, &filter);
-        query.push(order).push_bind(first.max(0));
+        query
+            .push(format!(" AND status = '{}'", ListingStatus::Available.as_str()))
+            .push(order)
+            .push(" LIMIT ")
+            .push_bind(first.max(0))
+            .push(")")
+            .push(order);
         query.build_query_as().fetch_all(pool).await
     })
 }

@@ -1,5 +1,5 @@
-//! Reads of the Requests model. Lists are newest first, keyset-paginated by creation
-//! position; every read is scoped to a workspace, and a partner's reads to the requests
+//! Reads of the Requests model. Lists are newest first, keyset-paginated by creation time
+//! and position; every read is scoped to a workspace, and a partner's reads to the requests
 //! addressed to it and its own variants.
 
 use cartie_domain::values::Currency;
@@ -81,8 +81,9 @@ where
     }
 }
 
-/// Up to `limit` requests created before the one at `before_position` (the cursor),
-/// newest first, and whether more follow.
+/// Up to `limit` requests after the one created at `before_position` (the cursor), newest
+/// first (by creation time, then log position), and whether more follow. A cursor that
+/// names no request of the workspace ends the list.
 pub async fn list(
     db: &Database,
     workspace: Uuid,
@@ -94,9 +95,19 @@ pub async fn list(
         let mut q = QueryBuilder::<DB>::new(format!("SELECT {REQUEST_COLUMNS} FROM requests"));
         push_filter(&mut q, workspace, filter);
         if let Some(before) = before_position {
-            q.push(" AND created_position < ").push_bind(before);
+            // The cursor names the last request shown by its creation position; the list
+            // goes on from that request's place in (creation time, position) order.
+            q.push(
+                " AND (created_at, created_position) < \
+                 (SELECT created_at, created_position FROM requests WHERE workspace_id = ",
+            )
+            .push_bind(workspace)
+            .push(" AND created_position = ")
+            .push_bind(before)
+            .push(")");
         }
-        q.push(" ORDER BY created_position DESC LIMIT ").push_bind(limit + 1);
+        q.push(" ORDER BY created_at DESC, created_position DESC LIMIT ")
+            .push_bind(limit + 1);
         q.build_query_as().fetch_all(pool).await?
     });
     let more = rows.len() as i64 > limit;
