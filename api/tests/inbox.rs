@@ -6,6 +6,9 @@ mod support;
 use std::time::{Duration, Instant};
 
 use cartie_domain::member::Role;
+use cartie_projections::inbox::queries::{self, ConversationFilter, ConversationRow, MessageRow};
+use cartie_projections::inbox::InboxProjector;
+use cartie_projections::rebuild;
 use cartie_store::Backend;
 use serde_json::{json, Value};
 use support::ws::{connect, next, subscribe};
@@ -18,6 +21,7 @@ cartie_store::on_both_backends!(
     a_long_conversation_keeps_every_message_in_order,
     leads_move_through_the_pipeline_with_a_readable_timeline,
     subscribers_receive_new_messages_over_a_websocket_within_a_second,
+    the_inbox_rebuilt_in_one_batch_is_the_inbox_projected_message_by_message,
 );
 
 const BOT: &str = "0190c2a4-6f3e-7a1b-9c2d-0000000000b1";
@@ -698,5 +702,133 @@ async fn subscribers_receive_new_messages_over_a_websocket_within_a_second(backe
         "{answer:?}"
     );
     server.abort();
+    inbox.api.shutdown().await;
+}
+
+/// Every column of the Inbox's rows, in a stable order.
+async fn inbox_tables(inbox: &Inbox) -> (Vec<ConversationRow>, Vec<MessageRow>, Vec<String>) {
+    let db = &inbox.api.test.db;
+    let workspace = inbox.dealer.id.0;
+    let (conversations, _) =
+        queries::conversations(db, workspace, &ConversationFilter::default(), None, 1_000)
+            .await
+            .unwrap();
+    let mut messages = Vec::new();
+    for c in &conversations {
+        let (page, _) = queries::messages(db, workspace, c.conversation_id, None, 1_000)
+            .await
+            .unwrap();
+        messages.extend(page);
+    }
+    let search: Vec<String> = cartie_store::on_pool!(db, pool => sqlx::query_scalar(
+        "SELECT search_text FROM inbox_conversations ORDER BY conversation_id",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap());
+    (conversations, messages, search)
+}
+
+async fn the_inbox_rebuilt_in_one_batch_is_the_inbox_projected_message_by_message(
+    backend: Backend,
+) {
+    let inbox = Inbox::new(backend, "batch-motors").await;
+    let send = "mutation($id: ID!, $text: String!) { sendMessage(input: { conversationId: $id, \
+        content: { kind: TEXT, text: $text } }) { seq } }";
+    // Three chats taking turns, so a batch holds several messages of one conversation, each
+    // kind of summary change, and contact changes between them.
+    let mut ids = Vec::new();
+    let mut update = 100;
+    for round in 0..4 {
+        for chat in 1..=3 {
+            update += 1;
+            // Chat 2's buyer renames themself in round 2.
+            let name = if chat == 2 && round >= 2 {
+                "Oksana"
+            } else {
+                ["Ivan", "Olha", "Petro"][chat as usize - 1]
+            };
+            let c = inbox
+                .inbound(
+                    BOT,
+                    chat,
+                    update,
+                    name,
+                    &format!("Message {round} from chat {chat}"),
+                )
+                .await;
+            if round == 0 {
+                ids.push(c["id"].clone());
+            }
+        }
+        ok(inbox
+            .api
+            .gql(
+                &inbox.dealer.token,
+                send,
+                json!({ "id": ids[(round % 3) as usize], "text": format!("Answer {round}") }),
+            )
+            .await);
+    }
+    // The same update again (one message), a shared phone number, a read mark, an
+    // assignment and a close.
+    inbox
+        .inbound(BOT, 1, 101, "Ivan", "Message 0 from chat 1")
+        .await;
+    ok(inbox
+        .api
+        .gql(
+            &inbox.bot,
+            RECORD,
+            json!({ "input": {
+                "botId": BOT, "chatId": 3, "updateId": 200, "telegramMessageId": 2000,
+                "from": { "firstName": "Petro" },
+                "content": { "kind": "CONTACT", "contact": { "phoneNumber": "+380671112233", "firstName": "Petro" } },
+                "sentAt": "2026-11-22T11:00:00Z",
+            } }),
+        )
+        .await);
+    inbox.inbound(BOT, 3, 201, "Petro", "Call me").await;
+    ok(inbox
+        .api
+        .gql(
+            &inbox.dealer.token,
+            "mutation($id: ID!) { markRead(conversationId: $id) { id } }",
+            json!({ "id": ids[0] }),
+        )
+        .await);
+    inbox
+        .inbound(BOT, 1, 202, "Ivan", "One more question")
+        .await;
+    ok(inbox.api.gql(&inbox.dealer.token, "mutation($id: ID!, $who: ID) { assignConversation(conversationId: $id, assigneeId: $who) { id } }", json!({ "id": ids[1], "who": inbox.dealer.owner.to_string() })).await);
+    ok(inbox
+        .api
+        .gql(
+            &inbox.dealer.token,
+            "mutation($id: ID!) { closeConversation(conversationId: $id) { id } }",
+            json!({ "id": ids[2] }),
+        )
+        .await);
+
+    let live = inbox_tables(&inbox).await;
+    // What a user sees, so the comparison below compares something.
+    let unread: Vec<i64> = live.0.iter().map(|c| c.unread_count).collect();
+    assert_eq!(
+        live.1.len(),
+        12 + 4 + 3,
+        "messages: 12 received, 4 answers, a contact, two more"
+    );
+    assert!(unread.contains(&1) && unread.contains(&4), "{unread:?}");
+    assert!(
+        live.2.iter().any(|s| s.contains("oksana"))
+            && live.2.iter().any(|s| s.contains("+380671112233")),
+        "{:?}",
+        live.2
+    );
+
+    rebuild(&inbox.api.test.db, &InboxProjector, 5_000, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(inbox_tables(&inbox).await, live);
     inbox.api.shutdown().await;
 }

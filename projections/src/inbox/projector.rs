@@ -1,9 +1,13 @@
+use std::collections::HashSet;
+
 use cartie_domain::context::metadata_keys;
 use cartie_domain::inbox::{
     ChatContact, Conversation, ConversationEvent, MessageContent, MessageKind,
 };
 use cartie_store::{on_tx, StoredEvent, Tx};
+use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use sqlx::QueryBuilder;
 use uuid::Uuid;
 
 use crate::runner::{ProjectionError, Projector};
@@ -54,9 +58,13 @@ macro_rules! insert_message {
 
 /// Projects conversation events into `inbox_conversations` and `inbox_messages`.
 ///
-/// Each event is applied with its own statements; a message is inserted once (by its
-/// number), and counters move only for a message the row has not counted yet, so applying
-/// an event twice changes nothing.
+/// A new message (received without a contact change, or queued) is held back and written
+/// with the batch's other new messages: one multi-row insert of the messages and one
+/// statement moving the summaries of their conversations, at most one message per
+/// conversation in each, so every summary moves exactly as message by message. Any other
+/// event writes what is held back first, then its own statements. A message is inserted
+/// once (by its number), and counters move only for a message the row has not counted
+/// yet, so applying an event twice changes nothing.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct InboxProjector;
 
@@ -75,6 +83,7 @@ impl Projector for InboxProjector {
     }
 
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+        let mut pending = Pending::default();
         for event in events
             .iter()
             .filter(|e| e.aggregate_type == Conversation::TYPE)
@@ -86,8 +95,20 @@ impl Projector for InboxProjector {
             let payload: ConversationEvent = event
                 .payload()
                 .map_err(|e| ProjectionError::undecodable(event, e))?;
-            apply_one(tx, id, event, payload).await?;
+            match held_back(id, event, &payload)? {
+                Some((message, summary)) => {
+                    if pending.summarises(id) {
+                        pending.flush(tx).await?;
+                    }
+                    pending.hold(message, summary);
+                }
+                None => {
+                    pending.flush(tx).await?;
+                    apply_one(tx, id, event, payload).await?;
+                }
+            }
         }
+        pending.flush(tx).await?;
         Ok(())
     }
 
@@ -98,6 +119,226 @@ impl Projector for InboxProjector {
         });
         Ok(())
     }
+}
+
+/// Statements per multi-row write (well inside both databases' bind limits).
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// A new message to insert.
+struct NewMessage {
+    conversation: Uuid,
+    seq: i64,
+    workspace: Uuid,
+    direction: &'static str,
+    kind: &'static str,
+    text: Option<String>,
+    text_key: Option<String>,
+    content: String,
+    telegram_message_id: Option<i64>,
+    delivery: &'static str,
+    reply_to: Option<i64>,
+    author: String,
+    sent_at: DateTime<Utc>,
+    position: i64,
+}
+
+/// How a new message moves its conversation's summary (when the row has not counted it).
+struct Summary {
+    conversation: Uuid,
+    seq: i64,
+    /// 1 for a message from the buyer (unread until read), 0 for one to the buyer.
+    unread: i64,
+    preview: String,
+    at: DateTime<Utc>,
+    position: i64,
+}
+
+/// New messages of a batch and their summary changes, not written yet.
+#[derive(Default)]
+struct Pending {
+    messages: Vec<NewMessage>,
+    summaries: Vec<Summary>,
+    conversations: HashSet<Uuid>,
+}
+
+impl Pending {
+    fn summarises(&self, conversation: Uuid) -> bool {
+        self.conversations.contains(&conversation)
+    }
+
+    fn hold(&mut self, message: NewMessage, summary: Summary) {
+        self.conversations.insert(summary.conversation);
+        self.messages.push(message);
+        self.summaries.push(summary);
+    }
+
+    async fn flush(&mut self, tx: &mut Tx) -> Result<(), sqlx::Error> {
+        for chunk in self.messages.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(tx, conn, DB => {
+                let mut query = QueryBuilder::<DB>::new(
+                    "INSERT INTO inbox_messages (conversation_id, seq, workspace_id, direction, kind, text, \
+                     text_key, content, telegram_message_id, delivery, failure_reason, reply_to, author, sent_at, \
+                     edited_at, position) ",
+                );
+                query.push_values(chunk, |mut row, m| {
+                    row.push_bind(m.conversation)
+                        .push_bind(m.seq)
+                        .push_bind(m.workspace)
+                        .push_bind(m.direction)
+                        .push_bind(m.kind)
+                        .push_bind(m.text.clone())
+                        .push_bind(m.text_key.clone())
+                        .push_bind(m.content.clone())
+                        .push_bind(m.telegram_message_id)
+                        .push_bind(m.delivery)
+                        .push("NULL")
+                        .push_bind(m.reply_to)
+                        .push_bind(m.author.clone())
+                        .push_bind(m.sent_at)
+                        .push("NULL")
+                        .push_bind(m.position);
+                });
+                query.push(" ON CONFLICT (conversation_id, seq) DO NOTHING");
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        // One row per conversation in `summaries` (see `apply`), so each row's condition
+        // sees the state before this statement, as it would message by message.
+        for chunk in self.summaries.chunks(ROWS_PER_STATEMENT) {
+            on_tx!(tx, conn, DB => {
+                let mut query = QueryBuilder::<DB>::new(
+                    "WITH v (conversation_id, seq, unread, preview, at, position) AS (",
+                );
+                query.push_values(chunk, |mut row, s| {
+                    row.push_bind(s.conversation)
+                        .push_bind(s.seq)
+                        .push_bind(s.unread)
+                        .push_bind(s.preview.clone())
+                        .push_bind(s.at)
+                        .push_bind(s.position);
+                });
+                query.push(
+                    ") UPDATE inbox_conversations SET message_count = v.seq, \
+                     unread_count = unread_count + v.unread, last_message_preview = v.preview, \
+                     last_message_at = v.at, changed_position = v.position FROM v \
+                     WHERE inbox_conversations.conversation_id = v.conversation_id \
+                     AND inbox_conversations.message_count < v.seq",
+                );
+                query.build().execute(&mut *conn).await?;
+            });
+        }
+        self.messages.clear();
+        self.summaries.clear();
+        self.conversations.clear();
+        Ok(())
+    }
+}
+
+/// The new message and summary change of an event that may be held back: a message
+/// received without a change of contact or phone, or one queued to the buyer.
+fn held_back(
+    id: Uuid,
+    stored: &StoredEvent,
+    event: &ConversationEvent,
+) -> Result<Option<(NewMessage, Summary)>, ProjectionError> {
+    let position = stored.position.global_position;
+    let workspace = || {
+        stored
+            .workspace_id()
+            .ok_or_else(|| ProjectionError::undecodable(stored, "no workspace in metadata"))
+    };
+    let message = |seq: u64, content: &MessageContent| {
+        let (text, text_key) = texts(content);
+        (
+            seq as i64,
+            content.kind.as_str(),
+            text,
+            text_key,
+            serde_json::to_string(content).unwrap_or_default(),
+        )
+    };
+    Ok(match event {
+        ConversationEvent::InboundMessageReceived {
+            seq,
+            telegram_message_id,
+            content,
+            sent_at,
+            contact: None,
+            ..
+        } if shared_phone(content).is_none() => {
+            let (seq, kind, text, text_key, json) = message(*seq, content);
+            Some((
+                NewMessage {
+                    conversation: id,
+                    seq,
+                    workspace: workspace()?,
+                    direction: "INBOUND",
+                    kind,
+                    text,
+                    text_key,
+                    content: json,
+                    telegram_message_id: Some(*telegram_message_id),
+                    delivery: "RECEIVED",
+                    reply_to: None,
+                    author: "buyer".to_string(),
+                    sent_at: *sent_at,
+                    position,
+                },
+                Summary {
+                    conversation: id,
+                    seq,
+                    unread: 1,
+                    preview: content.preview(),
+                    at: *sent_at,
+                    position,
+                },
+            ))
+        }
+        ConversationEvent::OutboundMessageQueued {
+            seq,
+            content,
+            reply_to,
+        } => {
+            let (seq, kind, text, text_key, json) = message(*seq, content);
+            let at = stored.recorded_at;
+            Some((
+                NewMessage {
+                    conversation: id,
+                    seq,
+                    workspace: workspace()?,
+                    direction: "OUTBOUND",
+                    kind,
+                    text,
+                    text_key,
+                    content: json,
+                    telegram_message_id: None,
+                    delivery: "QUEUED",
+                    reply_to: reply_to.map(|r| r as i64),
+                    author: author(stored),
+                    sent_at: at,
+                    position,
+                },
+                Summary {
+                    conversation: id,
+                    seq,
+                    unread: 0,
+                    preview: content.preview(),
+                    at,
+                    position,
+                },
+            ))
+        }
+        _ => None,
+    })
+}
+
+/// Who the event's metadata names as its actor.
+fn author(stored: &StoredEvent) -> String {
+    stored
+        .metadata()
+        .ok()
+        .and_then(|m| m.get(metadata_keys::ACTOR).cloned())
+        .unwrap_or_default()
 }
 
 #[derive(sqlx::FromRow)]
@@ -139,11 +380,7 @@ async fn apply_one(
     let at = stored.recorded_at;
     let position = stored.position.global_position;
     let workspace = stored.workspace_id();
-    let author = stored
-        .metadata()
-        .ok()
-        .and_then(|m| m.get(metadata_keys::ACTOR).cloned())
-        .unwrap_or_default();
+    let author = author(stored);
     on_tx!(tx, conn => {
         match event {
             E::ConversationStarted { workspace_id, bot_id, chat_id, contact } => {
