@@ -55,15 +55,5 @@ for backend in sqlite postgres; do
   done
 done
 
-python3 - "$RESULTS" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1])]
-med = statistics.median
-print("| backend | figure | with the indexes | without | without / with |")
-print("|---|---|---|---|---|")
-for backend in ("sqlite", "postgres"):
-    load = {v: med(r["result"]["commands_per_second"] for r in rows if r["kind"] == "load" and r["backend"] == backend and r["variant"] == v) for v in ("with", "without")}
-    replay = {v: med(r["events"] / r["seconds"] for r in rows if r["kind"] == "replay" and r["backend"] == backend and r["variant"] == v) for v in ("with", "without")}
-    print(f"| {backend} | commands/s, 32 clients | {load['with']:,.0f} | {load['without']:,.0f} | {load['without'] / load['with']:.2f} |")
-    print(f"| {backend} | replay events/s | {replay['with']:,.0f} | {replay['without']:,.0f} | {replay['without'] / replay['with']:.2f} |")
-PY
+python3 ops/ab-summary.py "$RESULTS" variant with without \
+  "load:commands_per_second:commands/s, 32 clients" "replay:events_per_second:replay events/s"
