@@ -165,13 +165,10 @@ fn refused(error: AuthError) -> ApiError {
 async fn authenticate_api_token(services: &Services, token: &str) -> Result<Principal, ApiError> {
     let presented =
         OpaqueToken::parse(OpaqueToken::API_TOKEN, token).ok_or(refused(AuthError::Invalid))?;
-    let stored = credentials::get(&services.db, presented.id, kinds::API_TOKEN).await?;
-    let Some(stored) = stored.filter(|c| presented.matches(&c.secret_hash)) else {
+    let row = presented_api_token(&services.db, presented.id).await?;
+    let Some(row) = row.filter(|r| presented.matches(&r.secret_hash)) else {
         return Err(refused(AuthError::Invalid));
     };
-    let row = queries::api_token(&services.db, presented.id)
-        .await?
-        .ok_or(refused(AuthError::Invalid))?;
     if row.revoked_at.is_some() {
         return Err(refused(AuthError::Revoked));
     }
@@ -194,7 +191,7 @@ async fn authenticate_api_token(services: &Services, token: &str) -> Result<Prin
         _ => Role::parse(&row.role).ok_or(refused(AuthError::Invalid))?,
     };
     let now = Utc::now();
-    if stored
+    if row
         .last_used_at
         .is_none_or(|at| now - at > LAST_USED_RESOLUTION)
     {
@@ -206,6 +203,35 @@ async fn authenticate_api_token(services: &Services, token: &str) -> Result<Prin
         role,
         platform_admin: false,
     })
+}
+
+/// An API token's stored secret with its Directory row.
+#[derive(sqlx::FromRow)]
+struct PresentedApiToken {
+    secret_hash: String,
+    last_used_at: Option<DateTime<Utc>>,
+    workspace_id: Uuid,
+    role: String,
+    partner_id: Option<Uuid>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Both halves of an API token in one read (every request with a token makes it): the
+/// secret's hash from the credential store and the token's row in the Directory. A token
+/// the Directory does not show yet is unknown, as is one without a credential.
+async fn presented_api_token(
+    db: &cartie_store::Database,
+    id: Uuid,
+) -> Result<Option<PresentedApiToken>, sqlx::Error> {
+    cartie_store::on_pool!(db, pool => sqlx::query_as(
+        "SELECT c.secret_hash, c.last_used_at, t.workspace_id, t.role, t.partner_id, t.revoked_at \
+         FROM credentials c JOIN directory_api_tokens t ON t.token_id = c.subject_id \
+         WHERE c.subject_id = $1 AND c.kind = $2",
+    )
+    .bind(id)
+    .bind(kinds::API_TOKEN)
+    .fetch_optional(pool)
+    .await)
 }
 
 /// The principal of a person in a workspace, by the directory: their role there, or a

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Message ingest of two builds, interleaved so both see the same machine: the current
-# release build against an earlier one (its `cartie` and `cartie-bench`, e.g. copied out of
-# target/release before a change). Per backend and run, each build takes the Inbox ingest
-# (recordInboundMessage, 32 clients for SECONDS) and the Telegram webhook ingest (32
-# senders, UPDATES updates), each on a fresh database. Prints medians and after / before.
+# Two builds interleaved so both see the same machine: the current release build against
+# an earlier one (its `cartie` and `cartie-bench`, e.g. copied out of target/release before
+# a change). Per backend and run, each build takes the foundation's listing load (create +
+# change price, 32 clients for SECONDS), the Inbox ingest (recordInboundMessage, 32 clients
+# for SECONDS) and the Telegram webhook ingest (32 senders, UPDATES updates), each on a
+# fresh database. Prints medians and after / before.
 #
-# Usage: ops/bench-ab-ingest.sh BEFORE_CARTIE BEFORE_BENCH [RUNS] [SECONDS] [UPDATES]
+# Usage: ops/bench-ab.sh BEFORE_CARTIE BEFORE_BENCH [RUNS] [SECONDS] [UPDATES]
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
@@ -14,7 +15,7 @@ BEFORE_BENCH=$(realpath "$2")
 RUNS=${3:-3}
 SECONDS_PER_LOAD=${4:-10}
 UPDATES=${5:-10000}
-RESULTS_NAME=ab-ingest
+RESULTS_NAME=ab
 source ops/bench-lib.sh
 
 declare -A CARTIE_OF=([before]=$BEFORE_CARTIE [after]=$CARTIE)
@@ -24,6 +25,14 @@ for backend in postgres sqlite; do
     for build in before after; do
       CARTIE=${CARTIE_OF[$build]}
       bench=${BENCH_OF[$build]}
+      url=$(fresh_database "$backend")
+      port=$(free_port)
+      start_server "$url" "$port"
+      token=$(demo_token "$url")
+      log "$backend run $run, $build: listing load"
+      line=$("$bench" load --url "http://127.0.0.1:$port" --token "$token" --clients 32 --seconds "$SECONDS_PER_LOAD")
+      record "{\"kind\":\"load\",\"backend\":\"$backend\",\"build\":\"$build\",\"run\":$run,\"result\":$line}"
+      stop_server
       url=$(fresh_database "$backend")
       port=$(free_port)
       start_server "$url" "$port"
@@ -43,4 +52,4 @@ for backend in postgres sqlite; do
 done
 
 python3 ops/ab-summary.py "$RESULTS" build before after \
-  "ingest:messages_per_second:recordInboundMessage, messages/s" "webhook:updates_per_second:webhook, updates/s"
+  "load:commands_per_second:listing commands/s" "ingest:messages_per_second:recordInboundMessage, messages/s" "webhook:updates_per_second:webhook, updates/s"
