@@ -18,6 +18,14 @@ UPDATES=${5:-10000}
 RESULTS_NAME=ab
 source ops/bench-lib.sh
 
+# A server of $CARTIE on a fresh database of the backend, and an admin token for it.
+serve_fresh() {
+  url=$(fresh_database "$1")
+  port=$(free_port)
+  start_server "$url" "$port"
+  token=$(demo_token "$url")
+}
+
 declare -A CARTIE_OF=([before]=$BEFORE_CARTIE [after]=$CARTIE)
 declare -A BENCH_OF=([before]=$BEFORE_BENCH [after]=$BENCH)
 for backend in postgres sqlite; do
@@ -25,18 +33,12 @@ for backend in postgres sqlite; do
     for build in before after; do
       CARTIE=${CARTIE_OF[$build]}
       bench=${BENCH_OF[$build]}
-      url=$(fresh_database "$backend")
-      port=$(free_port)
-      start_server "$url" "$port"
-      token=$(demo_token "$url")
+      serve_fresh "$backend"
       log "$backend run $run, $build: listing load"
       line=$("$bench" load --url "http://127.0.0.1:$port" --token "$token" --clients 32 --seconds "$SECONDS_PER_LOAD")
       record "{\"kind\":\"load\",\"backend\":\"$backend\",\"build\":\"$build\",\"run\":$run,\"result\":$line}"
       stop_server
-      url=$(fresh_database "$backend")
-      port=$(free_port)
-      start_server "$url" "$port"
-      token=$(demo_token "$url")
+      serve_fresh "$backend"
       log "$backend run $run, $build: ingest"
       line=$("$bench" ingest --url "http://127.0.0.1:$port" --token "$token" --clients 32 --seconds "$SECONDS_PER_LOAD")
       record "{\"kind\":\"ingest\",\"backend\":\"$backend\",\"build\":\"$build\",\"run\":$run,\"result\":$line}"

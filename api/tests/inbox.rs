@@ -78,6 +78,11 @@ impl Inbox {
         ok(response)["recordInboundMessage"].clone()
     }
 
+    /// An operator's query or mutation, asserting it succeeded.
+    async fn as_dealer(&self, query: &str, variables: Value) -> Value {
+        ok(self.api.gql(&self.dealer.token, query, variables).await)
+    }
+
     async fn conversation(&self, id: &Value) -> Value {
         ok(self
             .api
@@ -761,14 +766,12 @@ async fn the_inbox_rebuilt_in_one_batch_is_the_inbox_projected_message_by_messag
                 ids.push(c["id"].clone());
             }
         }
-        ok(inbox
-            .api
-            .gql(
-                &inbox.dealer.token,
+        inbox
+            .as_dealer(
                 send,
                 json!({ "id": ids[(round % 3) as usize], "text": format!("Answer {round}") }),
             )
-            .await);
+            .await;
     }
     // The same update again (one message), a shared phone number, a read mark, an
     // assignment and a close.
@@ -789,26 +792,22 @@ async fn the_inbox_rebuilt_in_one_batch_is_the_inbox_projected_message_by_messag
         )
         .await);
     inbox.inbound(BOT, 3, 201, "Petro", "Call me").await;
-    ok(inbox
-        .api
-        .gql(
-            &inbox.dealer.token,
+    inbox
+        .as_dealer(
             "mutation($id: ID!) { markRead(conversationId: $id) { id } }",
             json!({ "id": ids[0] }),
         )
-        .await);
+        .await;
     inbox
         .inbound(BOT, 1, 202, "Ivan", "One more question")
         .await;
-    ok(inbox.api.gql(&inbox.dealer.token, "mutation($id: ID!, $who: ID) { assignConversation(conversationId: $id, assigneeId: $who) { id } }", json!({ "id": ids[1], "who": inbox.dealer.owner.to_string() })).await);
-    ok(inbox
-        .api
-        .gql(
-            &inbox.dealer.token,
+    inbox.as_dealer("mutation($id: ID!, $who: ID) { assignConversation(conversationId: $id, assigneeId: $who) { id } }", json!({ "id": ids[1], "who": inbox.dealer.owner.to_string() })).await;
+    inbox
+        .as_dealer(
             "mutation($id: ID!) { closeConversation(conversationId: $id) { id } }",
             json!({ "id": ids[2] }),
         )
-        .await);
+        .await;
 
     let live = inbox_tables(&inbox).await;
     // What a user sees, so the comparison below compares something.
