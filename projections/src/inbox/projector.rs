@@ -25,44 +25,13 @@ macro_rules! touch {
     };
 }
 
-/// Inserts a message once (by its number in the conversation).
-macro_rules! insert_message {
-    ($conn:expr, $conversation:expr, $seq:expr, $workspace:expr, $direction:expr, $content:expr,
-     $telegram_message_id:expr, $delivery:expr, $reply_to:expr, $author:expr, $sent_at:expr, $position:expr) => {{
-        let content: &MessageContent = $content;
-        let (text, text_key) = texts(content);
-        sqlx::query(
-            "INSERT INTO inbox_messages (conversation_id, seq, workspace_id, direction, kind, text, text_key, \
-             content, telegram_message_id, delivery, failure_reason, reply_to, author, sent_at, edited_at, position) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12, $13, NULL, $14) \
-             ON CONFLICT (conversation_id, seq) DO NOTHING",
-        )
-        .bind($conversation)
-        .bind($seq as i64)
-        .bind($workspace)
-        .bind($direction)
-        .bind(content.kind.as_str())
-        .bind(text)
-        .bind(text_key)
-        .bind(serde_json::to_string(content).unwrap_or_default())
-        .bind($telegram_message_id)
-        .bind($delivery)
-        .bind($reply_to.map(|r: u64| r as i64))
-        .bind($author)
-        .bind($sent_at)
-        .bind($position)
-        .execute($conn)
-        .await?
-    }};
-}
-
 /// Projects conversation events into `inbox_conversations` and `inbox_messages`.
 ///
-/// A new message (received without a contact change, or queued) is held back and written
-/// with the batch's other new messages: one multi-row insert of the messages and one
-/// statement moving the summaries of their conversations, at most one message per
-/// conversation in each, so every summary moves exactly as message by message. Any other
-/// event writes what is held back first, then its own statements. A message is inserted
+/// A new message (received or queued) is held back and written with the batch's other new
+/// messages: one multi-row insert of the messages and one statement moving the summaries
+/// of their conversations, at most one message per conversation in each, so every summary
+/// moves exactly as message by message. A message that changes the contact, and any other
+/// event, writes what is held back first, then its own statements. A message is inserted
 /// once (by its number), and counters move only for a message the row has not counted
 /// yet, so applying an event twice changes nothing.
 #[derive(Debug, Default, Clone, Copy)]
@@ -95,12 +64,20 @@ impl Projector for InboxProjector {
             let payload: ConversationEvent = event
                 .payload()
                 .map_err(|e| ProjectionError::undecodable(event, e))?;
-            match held_back(id, event, &payload)? {
-                Some((message, summary)) => {
+            match new_message(id, event, &payload)? {
+                Some(AddedMessage {
+                    message,
+                    summary,
+                    contact,
+                }) => {
                     if pending.summarises(id) {
                         pending.flush(tx).await?;
                     }
                     pending.hold(message, summary);
+                    if let Some(change) = contact {
+                        pending.flush(tx).await?;
+                        change_contact(tx, id, change).await?;
+                    }
                 }
                 None => {
                     pending.flush(tx).await?;
@@ -121,7 +98,7 @@ impl Projector for InboxProjector {
     }
 }
 
-/// Statements per multi-row write (well inside both databases' bind limits).
+/// Rows per multi-row statement (well inside both databases' bind limits).
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// A new message to insert.
@@ -234,13 +211,20 @@ impl Pending {
     }
 }
 
-/// The new message and summary change of an event that may be held back: a message
-/// received without a change of contact or phone, or one queued to the buyer.
-fn held_back(
+/// A message an event adds to a conversation.
+struct AddedMessage {
+    message: NewMessage,
+    summary: Summary,
+    /// The contact details the message changes: new names, a shared phone number, or both.
+    contact: Option<(Option<ChatContact>, Option<String>)>,
+}
+
+/// The message an event adds (one received from the buyer, or one queued to them), if any.
+fn new_message(
     id: Uuid,
     stored: &StoredEvent,
     event: &ConversationEvent,
-) -> Result<Option<(NewMessage, Summary)>, ProjectionError> {
+) -> Result<Option<AddedMessage>, ProjectionError> {
     let position = stored.position.global_position;
     let workspace = || {
         stored
@@ -263,12 +247,13 @@ fn held_back(
             telegram_message_id,
             content,
             sent_at,
-            contact: None,
+            contact,
             ..
-        } if shared_phone(content).is_none() => {
+        } => {
             let (seq, kind, text, text_key, json) = message(*seq, content);
-            Some((
-                NewMessage {
+            let phone = shared_phone(content);
+            Some(AddedMessage {
+                message: NewMessage {
                     conversation: id,
                     seq,
                     workspace: workspace()?,
@@ -284,7 +269,7 @@ fn held_back(
                     sent_at: *sent_at,
                     position,
                 },
-                Summary {
+                summary: Summary {
                     conversation: id,
                     seq,
                     unread: 1,
@@ -292,7 +277,8 @@ fn held_back(
                     at: *sent_at,
                     position,
                 },
-            ))
+                contact: (contact.is_some() || phone.is_some()).then(|| (contact.clone(), phone)),
+            })
         }
         ConversationEvent::OutboundMessageQueued {
             seq,
@@ -301,8 +287,8 @@ fn held_back(
         } => {
             let (seq, kind, text, text_key, json) = message(*seq, content);
             let at = stored.recorded_at;
-            Some((
-                NewMessage {
+            Some(AddedMessage {
+                message: NewMessage {
                     conversation: id,
                     seq,
                     workspace: workspace()?,
@@ -318,7 +304,7 @@ fn held_back(
                     sent_at: at,
                     position,
                 },
-                Summary {
+                summary: Summary {
                     conversation: id,
                     seq,
                     unread: 0,
@@ -326,7 +312,8 @@ fn held_back(
                     at,
                     position,
                 },
-            ))
+                contact: None,
+            })
         }
         _ => None,
     })
@@ -370,6 +357,40 @@ fn shared_phone(content: &MessageContent) -> Option<String> {
         .flatten()
 }
 
+/// New contact details from a message: names as sent, a phone number the buyer shared;
+/// what the message does not change stays as it was.
+async fn change_contact(
+    tx: &mut Tx,
+    id: Uuid,
+    (contact, phone): (Option<ChatContact>, Option<String>),
+) -> Result<(), sqlx::Error> {
+    on_tx!(tx, conn => {
+        let row: Option<ContactRow> = sqlx::query_as(
+            "SELECT first_name, last_name, username, phone FROM inbox_conversations WHERE conversation_id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(ContactRow { first_name, last_name, username, phone: old_phone }) = row {
+            let contact = contact.unwrap_or(ChatContact { first_name, last_name, username });
+            let phone = phone.or(old_phone);
+            sqlx::query(
+                "UPDATE inbox_conversations SET first_name = $2, last_name = $3, username = $4, \
+                 phone = $5, search_text = $6 WHERE conversation_id = $1",
+            )
+            .bind(id)
+            .bind(&contact.first_name)
+            .bind(&contact.last_name)
+            .bind(&contact.username)
+            .bind(&phone)
+            .bind(search_text(&contact, phone.as_deref()))
+            .execute(&mut *conn)
+            .await?;
+        }
+    });
+    Ok(())
+}
+
 async fn apply_one(
     tx: &mut Tx,
     id: Uuid,
@@ -379,8 +400,6 @@ async fn apply_one(
     use ConversationEvent as E;
     let at = stored.recorded_at;
     let position = stored.position.global_position;
-    let workspace = stored.workspace_id();
-    let author = author(stored);
     on_tx!(tx, conn => {
         match event {
             E::ConversationStarted { workspace_id, bot_id, chat_id, contact } => {
@@ -406,47 +425,8 @@ async fn apply_one(
                 .execute(&mut *conn)
                 .await?;
             }
-            E::InboundMessageReceived { seq, telegram_message_id, content, sent_at, contact, .. } => {
-                let workspace = workspace.ok_or_else(|| ProjectionError::undecodable(stored, "no workspace in metadata"))?;
-                insert_message!(&mut *conn, id, seq, workspace, "INBOUND", &content, Some(telegram_message_id), "RECEIVED", None::<u64>, "buyer", sent_at, position);
-                sqlx::query(
-                    "UPDATE inbox_conversations SET message_count = $2, unread_count = unread_count + 1, \
-                     last_message_preview = $3, last_message_at = $4, changed_position = $5 \
-                     WHERE conversation_id = $1 AND message_count < $2",
-                )
-                .bind(id)
-                .bind(seq as i64)
-                .bind(content.preview())
-                .bind(sent_at)
-                .bind(position)
-                .execute(&mut *conn)
-                .await?;
-                let phone = shared_phone(&content);
-                if contact.is_some() || phone.is_some() {
-                    let row: Option<ContactRow> = sqlx::query_as(
-                        "SELECT first_name, last_name, username, phone FROM inbox_conversations WHERE conversation_id = $1",
-                    )
-                    .bind(id)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if let Some(ContactRow { first_name, last_name, username, phone: old_phone }) = row {
-                        let contact = contact.unwrap_or(ChatContact { first_name, last_name, username });
-                        let phone = phone.or(old_phone);
-                        sqlx::query(
-                            "UPDATE inbox_conversations SET first_name = $2, last_name = $3, username = $4, \
-                             phone = $5, search_text = $6 WHERE conversation_id = $1",
-                        )
-                        .bind(id)
-                        .bind(&contact.first_name)
-                        .bind(&contact.last_name)
-                        .bind(&contact.username)
-                        .bind(&phone)
-                        .bind(search_text(&contact, phone.as_deref()))
-                        .execute(&mut *conn)
-                        .await?;
-                    }
-                }
-            }
+            // Written through `Pending` (see `InboxProjector::apply`).
+            E::InboundMessageReceived { .. } | E::OutboundMessageQueued { .. } => {}
             E::InboundMessageEdited { telegram_message_id, content, edited_at, .. } => {
                 let (text, text_key) = texts(&content);
                 sqlx::query(
@@ -464,21 +444,6 @@ async fn apply_one(
                 .execute(&mut *conn)
                 .await?;
                 touch!(&mut *conn, id, position);
-            }
-            E::OutboundMessageQueued { seq, content, reply_to } => {
-                let workspace = workspace.ok_or_else(|| ProjectionError::undecodable(stored, "no workspace in metadata"))?;
-                insert_message!(&mut *conn, id, seq, workspace, "OUTBOUND", &content, None::<i64>, "QUEUED", reply_to, &author, at, position);
-                sqlx::query(
-                    "UPDATE inbox_conversations SET message_count = $2, last_message_preview = $3, \
-                     last_message_at = $4, changed_position = $5 WHERE conversation_id = $1 AND message_count < $2",
-                )
-                .bind(id)
-                .bind(seq as i64)
-                .bind(content.preview())
-                .bind(at)
-                .bind(position)
-                .execute(&mut *conn)
-                .await?;
             }
             E::OutboundMessageDelivered { seq, telegram_message_id } => {
                 sqlx::query(
