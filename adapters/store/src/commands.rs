@@ -39,6 +39,16 @@ tokio::task_local! {
     /// Where the current command's append landed in the log, set by [`LogRepository`] and
     /// read by [`CommandBus::execute`] (cqrs-es awaits `persist` inline, in the same task).
     static APPENDED_AT: Cell<Option<LogPosition>>;
+
+    /// Set for a command on an aggregate whose id the caller has just generated
+    /// ([`CommandBus::execute_new`]): [`LogRepository`] answers "no events, no snapshot"
+    /// without asking the database.
+    static NEW_AGGREGATE: bool;
+}
+
+/// Whether the current command is the first attempt on a just-generated aggregate id.
+fn loading_new_aggregate() -> bool {
+    NEW_AGGREGATE.try_with(|new| *new).unwrap_or(false)
 }
 
 /// The event repository the command bus uses: sqlite-es or postgres-es for reading
@@ -175,6 +185,9 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if loading_new_aggregate() {
+            return Ok(Vec::new());
+        }
         self.inner.get_events::<A>(aggregate_id).await
     }
 
@@ -183,6 +196,9 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
+        if loading_new_aggregate() {
+            return Ok(Vec::new());
+        }
         self.inner
             .get_last_events::<A>(aggregate_id, last_sequence)
             .await
@@ -192,6 +208,9 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
+        if loading_new_aggregate() {
+            return Ok(None);
+        }
         self.inner.get_snapshot::<A>(aggregate_id).await
     }
 
@@ -321,15 +340,42 @@ where
         aggregate_id: &str,
         command: Command<C>,
     ) -> Result<Option<LogPosition>, CommandError<A::Error>> {
+        self.execute_loading(aggregate_id, command, false).await
+    }
+
+    /// Like [`CommandBus::execute`], for an aggregate whose id the caller has just
+    /// generated (a new UUIDv7 no one else can know yet): it cannot have events, so it is
+    /// not loaded — one read fewer for every creation. Should it have events after all, the
+    /// append conflicts on the sequence and the retry loads it as usual.
+    #[tracing::instrument(skip(self, command), fields(aggregate = A::TYPE, %aggregate_id))]
+    pub async fn execute_new(
+        &self,
+        aggregate_id: &str,
+        command: Command<C>,
+    ) -> Result<Option<LogPosition>, CommandError<A::Error>> {
+        self.execute_loading(aggregate_id, command, true).await
+    }
+
+    async fn execute_loading(
+        &self,
+        aggregate_id: &str,
+        command: Command<C>,
+        new_aggregate: bool,
+    ) -> Result<Option<LogPosition>, CommandError<A::Error>> {
         let metadata = command.context.metadata();
         let may_retry = command.expected_version.is_none();
         let mut attempt = 0;
         let appended_at = loop {
             let attempt_once = self.execute_once(aggregate_id, command.clone(), metadata.clone());
-            let (result, appended_at) = APPENDED_AT
-                .scope(Cell::new(None), async {
-                    (attempt_once.await, APPENDED_AT.with(Cell::get))
-                })
+            // Only the first attempt may skip the load: a retry follows a conflict.
+            let skip_load = new_aggregate && attempt == 0;
+            let (result, appended_at) = NEW_AGGREGATE
+                .scope(
+                    skip_load,
+                    APPENDED_AT.scope(Cell::new(None), async {
+                        (attempt_once.await, APPENDED_AT.with(Cell::get))
+                    }),
+                )
                 .await;
             match result {
                 Ok(()) => break appended_at,

@@ -24,6 +24,7 @@ cartie_store::on_both_backends!(
     the_log_is_read_in_one_global_order_across_aggregates,
     the_database_refuses_to_update_or_delete_events,
     a_refused_command_writes_nothing,
+    a_command_on_a_new_id_skips_the_load_but_not_the_truth,
 );
 
 fn context(workspace: WorkspaceId) -> CommandContext {
@@ -318,6 +319,45 @@ async fn a_refused_command_writes_nothing(backend: Backend) {
         EventLog::new(test.db.clone()).event_count().await.unwrap(),
         0
     );
+}
+
+/// `execute_new` does not load the aggregate; used (wrongly) on an id that has events, the
+/// append conflicts on the sequence and the retry decides on the loaded state.
+async fn a_command_on_a_new_id_skips_the_load_but_not_the_truth(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let bus = bus(&test.db);
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let id = ListingId::generate().to_string();
+    let created = bus
+        .execute_new(&id, create(workspace, "Skoda Octavia"))
+        .await
+        .unwrap();
+    assert!(created.is_some(), "the creation is appended");
+
+    // The first attempt decides on an empty listing and conflicts; the retry loads the
+    // listing and decides again: a repeated creation in the same workspace changes nothing,
+    // one from another workspace is refused.
+    let again = bus
+        .execute_new(&id, create(workspace, "Skoda Superb"))
+        .await
+        .unwrap();
+    assert_eq!(
+        again, created,
+        "the repeat answers where the listing stands"
+    );
+    let foreign = bus
+        .execute_new(&id, create(WorkspaceId(Uuid::now_v7()), "Skoda Kodiaq"))
+        .await;
+    assert!(
+        matches!(
+            foreign,
+            Err(CommandError::Rejected(ListingError::AlreadyExists))
+        ),
+        "another workspace's creation on the id is refused: {foreign:?}"
+    );
+    let events = read_all(&test.db, 1).await;
+    assert_eq!(events.len(), 1, "nothing more was written");
+    assert!(events[0].payload_json.contains("Skoda Octavia"));
 }
 
 /// A transaction that took its position first but commits last must still be read: a

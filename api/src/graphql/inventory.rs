@@ -640,7 +640,7 @@ impl InventoryMutation {
             .as_deref()
             .map(str::trim)
             .map(str::to_string);
-        let id = match key.as_deref() {
+        let (id, new_id) = match key.as_deref() {
             Some("") => {
                 return Err(ApiError::validation("idempotencyKey", "must not be empty").into())
             }
@@ -651,11 +651,15 @@ impl InventoryMutation {
                 )
                 .into())
             }
-            Some(key) => ListingId::for_idempotency_key(workspace, key),
-            None => ListingId::generate(),
+            Some(key) => (ListingId::for_idempotency_key(workspace, key), false),
+            None => (ListingId::generate(), true),
         };
         let body = input.parse().map_err(ApiError::from)?;
-        Ok(execute(ctx, id.0, None, key, body).await?)
+        let target = Target {
+            listing_id: id.0,
+            new_id,
+        };
+        Ok(execute(ctx, target, None, key, body).await?)
     }
 
     /// Changes a listing's details; see `UpdateListingInput`.
@@ -734,9 +738,25 @@ impl InventoryMutation {
 
 /// Sends a listing command, waits until the Inventory shows its effect, and answers from
 /// the read model.
+/// The listing a command is for; `new_id` when the id was generated for this very command
+/// (nothing to load).
+struct Target {
+    listing_id: Uuid,
+    new_id: bool,
+}
+
+impl From<Uuid> for Target {
+    fn from(listing_id: Uuid) -> Self {
+        Self {
+            listing_id,
+            new_id: false,
+        }
+    }
+}
+
 async fn execute(
     ctx: &Context<'_>,
-    listing_id: Uuid,
+    target: impl Into<Target>,
     expected_version: Option<i64>,
     idempotency_key: Option<String>,
     body: ListingCommand,
@@ -752,11 +772,14 @@ async fn execute(
     let mut context = caller.command_context();
     context.idempotency_key = idempotency_key;
     let command = Command::new(context, body).expecting_version(expected_version);
-    let position = services
-        .listings
-        .execute(&listing_id.to_string(), command)
-        .await
-        .map_err(ApiError::from)?;
+    let Target { listing_id, new_id } = target.into();
+    let aggregate_id = listing_id.to_string();
+    let position = if new_id {
+        services.listings.execute_new(&aggregate_id, command).await
+    } else {
+        services.listings.execute(&aggregate_id, command).await
+    }
+    .map_err(ApiError::from)?;
     if let Some(position) = position {
         if !services
             .inventory
