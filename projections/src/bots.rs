@@ -145,6 +145,10 @@ impl Projector for BotsProjector {
         Some(&[TelegramBot::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["telegram_bots"]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         use TelegramBotEvent as E;
         for stored in events

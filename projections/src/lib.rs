@@ -8,8 +8,10 @@ pub mod directory;
 pub mod inbox;
 pub mod inventory;
 pub mod leads;
+pub mod rebuild;
 pub mod requests;
 pub mod runner;
 pub mod telegram_delivery;
 
-pub use runner::{rebuild, ProjectionError, ProjectionProgress, ProjectionRunner, Projector};
+pub use rebuild::rebuild;
+pub use runner::{ProjectionError, ProjectionProgress, ProjectionRunner, Projector};

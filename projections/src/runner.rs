@@ -21,6 +21,9 @@ pub enum ProjectionError {
         event_type: String,
         reason: String,
     },
+    /// A rebuild could not set the projector's tables aside or put them back.
+    #[error("rebuild: {0}")]
+    Rebuild(String),
 }
 
 impl ProjectionError {
@@ -61,6 +64,14 @@ pub trait Projector: Send + Sync + 'static {
 
     /// Empties the projector's tables, for a rebuild.
     async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError>;
+
+    /// The tables the projector writes, all of which `reset` empties and nothing else
+    /// writes. On PostgreSQL a rebuild fills fresh copies of them without their secondary
+    /// indexes, builds those once at the end and swaps the copies in ([`crate::rebuild()`]);
+    /// a projector that names none is rebuilt in place, its indexes maintained row by row.
+    fn tables(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// How far a projection has got, for callers that want to read their own writes.
@@ -248,41 +259,4 @@ impl ProjectionRunner {
         tracing::debug!(events = events.len(), position = %last, "applied batch");
         Ok(events.len())
     }
-}
-
-/// Rebuilds a projection from the start of the log in one transaction: readers keep seeing
-/// the old tables until it commits, then see the rebuilt ones (see docs/adr/0004).
-/// `on_progress` is called with the number of events applied so far.
-pub async fn rebuild(
-    db: &Database,
-    projector: &dyn Projector,
-    batch_size: i64,
-    mut on_progress: impl FnMut(u64),
-) -> Result<LogPosition, ProjectionError> {
-    let log = EventLog::new(db.clone());
-    let name = projector.name();
-    checkpoint::ensure(db, name).await?;
-    let mut tx = db.begin_write().await?;
-    checkpoint::lock(&mut tx, name).await?;
-    projector.reset(&mut tx).await?;
-    let mut position = LogPosition::START;
-    let mut applied = 0u64;
-    let mut events = log.read_after(position, batch_size).await?;
-    while let Some(last) = events.last().map(|e| e.position) {
-        // Read the next batch (on a pool connection) while this one is applied (on the
-        // transaction's): the two overlap instead of taking turns.
-        let (applying, next) = tokio::join!(
-            projector.apply(&mut tx, &events),
-            log.read_after(last, batch_size)
-        );
-        applying?;
-        position = last;
-        applied += events.len() as u64;
-        on_progress(applied);
-        events = next?;
-    }
-    checkpoint::save(&mut tx, name, position).await?;
-    tx.commit().await?;
-    tracing::info!(projection = name, events = applied, %position, "projection rebuilt");
-    Ok(position)
 }

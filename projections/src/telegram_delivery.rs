@@ -29,6 +29,10 @@ impl Projector for TelegramDeliveryProjector {
         Some(&[Conversation::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["telegram_outbox", "telegram_delivery_chats"]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         use ConversationEvent as E;
         for stored in events

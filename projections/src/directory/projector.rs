@@ -37,6 +37,16 @@ impl Projector for DirectoryProjector {
         Some(&[Workspace::TYPE, Member::TYPE, ApiToken::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "directory_api_tokens",
+            "directory_memberships",
+            "directory_users",
+            "directory_workspace_secrets",
+            "directory_workspaces",
+        ]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         for event in events {
             match event.aggregate_type.as_str() {

@@ -51,6 +51,10 @@ impl Projector for InboxProjector {
         Some(&[Conversation::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["inbox_messages", "inbox_conversations"]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let mut pending = Pending::default();
         for event in events

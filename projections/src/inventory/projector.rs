@@ -38,6 +38,10 @@ impl Projector for InventoryProjector {
         Some(&[Listing::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["inventory_listings", "inventory_price_history"]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let mut decoded = Vec::new();
         for event in events.iter().filter(|e| e.aggregate_type == Listing::TYPE) {

@@ -57,6 +57,10 @@ impl Projector for LeadsProjector {
         Some(&[Lead::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &["leads"]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         for stored in events.iter().filter(|e| e.aggregate_type == Lead::TYPE) {
             let id: Uuid = stored

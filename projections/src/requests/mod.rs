@@ -174,6 +174,16 @@ impl Projector for RequestsProjector {
         Some(&[Request::TYPE, Partner::TYPE])
     }
 
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "requests",
+            "request_variants",
+            "request_partners",
+            "request_proposals",
+            "partners",
+        ]
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         for stored in events {
             let id: Uuid = match stored.aggregate_type.as_str() {
