@@ -334,7 +334,6 @@ where
 
     /// Executes a command and returns where the aggregate's newest event stands in the log
     /// (None when the aggregate still has no event).
-    #[tracing::instrument(skip(self, command), fields(aggregate = A::TYPE, %aggregate_id))]
     pub async fn execute(
         &self,
         aggregate_id: &str,
@@ -347,7 +346,6 @@ where
     /// generated (a new UUIDv7 no one else can know yet): it cannot have events, so it is
     /// not loaded — one read fewer for every creation. Should it have events after all, the
     /// append conflicts on the sequence and the retry loads it as usual.
-    #[tracing::instrument(skip(self, command), fields(aggregate = A::TYPE, %aggregate_id))]
     pub async fn execute_new(
         &self,
         aggregate_id: &str,
@@ -356,6 +354,7 @@ where
         self.execute_loading(aggregate_id, command, true).await
     }
 
+    #[tracing::instrument(name = "execute", skip(self, command), fields(aggregate = A::TYPE, %aggregate_id))]
     async fn execute_loading(
         &self,
         aggregate_id: &str,

@@ -736,8 +736,6 @@ impl InventoryMutation {
     }
 }
 
-/// Sends a listing command, waits until the Inventory shows its effect, and answers from
-/// the read model.
 /// The listing a command is for; `new_id` when the id was generated for this very command
 /// (nothing to load).
 struct Target {
@@ -754,6 +752,8 @@ impl From<Uuid> for Target {
     }
 }
 
+/// Sends a listing command, waits until the Inventory shows its effect, and answers from
+/// the read model.
 async fn execute(
     ctx: &Context<'_>,
     target: impl Into<Target>,
