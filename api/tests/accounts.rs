@@ -152,7 +152,7 @@ async fn unknown_e_mails_and_wrong_passwords_take_the_same_time() {
     let dealer = api.dealer("timing-motors").await;
     let mut known = Vec::new();
     let mut unknown = Vec::new();
-    for round in 0..7 {
+    for round in 0..11 {
         let started = Instant::now();
         let response = sign_in(&api, &dealer.owner_email, "wrong-password-123", None).await;
         known.push(started.elapsed());
@@ -170,10 +170,11 @@ async fn unknown_e_mails_and_wrong_passwords_take_the_same_time() {
     }
     known.sort();
     unknown.sort();
-    let (k, u) = (known[3].as_secs_f64(), unknown[3].as_secs_f64());
-    // Both answers verify one argon2id hash: medians within a factor of two, where a
-    // shortcut for unknown e-mails would be orders of magnitude faster.
-    assert!(u > k / 2.0 && u < k * 2.0, "known {k:.4}s, unknown {u:.4}s");
+    let (k, u) = (known[5].as_secs_f64(), unknown[5].as_secs_f64());
+    // Both answers verify one argon2id hash: medians within a factor of three (the tests
+    // share two cores with the rest of the suite), where a shortcut for unknown e-mails
+    // would be orders of magnitude faster.
+    assert!(u > k / 3.0 && u < k * 3.0, "known {k:.4}s, unknown {u:.4}s");
     api.shutdown().await;
 }
 
