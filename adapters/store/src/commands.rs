@@ -1,14 +1,17 @@
-use std::cell::Cell;
 use std::collections::HashMap;
 use std::error::Error as StdError;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
 
 use cartie_domain::context::metadata_keys;
 use cartie_domain::Command;
+use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::{
     PersistedEventRepository, PersistedEventStore, PersistenceError, ReplayStream, SerializedEvent,
     SerializedSnapshot,
 };
-use cqrs_es::{Aggregate, AggregateError, CqrsFramework};
+use cqrs_es::{Aggregate, AggregateError, EventEnvelope, EventStore};
+use lru::LruCache;
 use postgres_es::PostgresEventRepository;
 use serde_json::Value;
 use sqlite_es::SqliteEventRepository;
@@ -33,22 +36,6 @@ pub enum CommandError<E: StdError> {
     /// database committed cannot tell: retry with an idempotency key, or read first.
     #[error("event store failure: {0}")]
     Infrastructure(Box<dyn StdError + Send + Sync>),
-}
-
-tokio::task_local! {
-    /// Where the current command's append landed in the log, set by [`LogRepository`] and
-    /// read by [`CommandBus::execute`] (cqrs-es awaits `persist` inline, in the same task).
-    static APPENDED_AT: Cell<Option<LogPosition>>;
-
-    /// Set for a command on an aggregate whose id the caller has just generated
-    /// ([`CommandBus::execute_new`]): [`LogRepository`] answers "no events, no snapshot"
-    /// without asking the database.
-    static NEW_AGGREGATE: bool;
-}
-
-/// Whether the current command is the first attempt on a just-generated aggregate id.
-fn loading_new_aggregate() -> bool {
-    NEW_AGGREGATE.try_with(|new| *new).unwrap_or(false)
 }
 
 /// The event repository the command bus uses: sqlite-es or postgres-es for reading
@@ -180,14 +167,30 @@ async fn append_rows(
     }
 }
 
+impl<R: PersistedEventRepository> LogRepository<R> {
+    /// Writes one command's events (and the aggregate's snapshot when one is due); answers
+    /// the log position of the last event when it is known without another query.
+    async fn write<A: Aggregate>(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<Option<LogPosition>, PersistenceError> {
+        let stamped = stamp_event_ids(events);
+        if snapshot_update.is_some() {
+            // Events and snapshot in the library's one transaction; the bus looks the
+            // position up afterwards.
+            self.inner.persist::<A>(&stamped, snapshot_update).await?;
+            return Ok(None);
+        }
+        append(&self.db, A::TYPE, &stamped).await
+    }
+}
+
 impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> {
     async fn get_events<A: Aggregate>(
         &self,
         aggregate_id: &str,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        if loading_new_aggregate() {
-            return Ok(Vec::new());
-        }
         self.inner.get_events::<A>(aggregate_id).await
     }
 
@@ -196,9 +199,6 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         aggregate_id: &str,
         last_sequence: usize,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        if loading_new_aggregate() {
-            return Ok(Vec::new());
-        }
         self.inner
             .get_last_events::<A>(aggregate_id, last_sequence)
             .await
@@ -208,9 +208,6 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        if loading_new_aggregate() {
-            return Ok(None);
-        }
         self.inner.get_snapshot::<A>(aggregate_id).await
     }
 
@@ -219,15 +216,7 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        let stamped = stamp_event_ids(events);
-        if snapshot_update.is_some() {
-            // Events and snapshot in the library's one transaction; the bus looks the
-            // position up afterwards.
-            return self.inner.persist::<A>(&stamped, snapshot_update).await;
-        }
-        let position = append(&self.db, A::TYPE, &stamped).await?;
-        let _ = APPENDED_AT.try_with(|cell| cell.set(position));
-        Ok(())
+        self.write::<A>(events, snapshot_update).await.map(|_| ())
     }
 
     async fn stream_events<A: Aggregate>(
@@ -242,26 +231,135 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
     }
 }
 
-type Framework<A, R> = CqrsFramework<A, PersistedEventStore<LogRepository<R>, A>>;
+/// One backend's way to read aggregates (cqrs-es's store over our repository: snapshot,
+/// then the events after it) and to write their events.
+struct Store<A: Aggregate, R: PersistedEventRepository> {
+    reader: PersistedEventStore<LogRepository<R>, A>,
+    writer: LogRepository<R>,
+}
 
-fn store<R: PersistedEventRepository, A: Aggregate>(
-    db: &Database,
-    inner: R,
-    snapshot_every: Option<usize>,
-) -> PersistedEventStore<LogRepository<R>, A> {
-    let repo = LogRepository {
-        inner,
-        db: db.clone(),
-    };
-    match snapshot_every {
-        Some(size) => PersistedEventStore::new_snapshot_store(repo, size),
-        None => PersistedEventStore::new_event_store(repo),
+impl<A: Aggregate, R: PersistedEventRepository> Store<A, R> {
+    fn new(db: &Database, inner: impl Fn() -> R, snapshot_every: Option<usize>) -> Self {
+        let repo = || LogRepository {
+            inner: inner(),
+            db: db.clone(),
+        };
+        let reader = match snapshot_every {
+            Some(size) => PersistedEventStore::new_snapshot_store(repo(), size),
+            None => PersistedEventStore::new_event_store(repo()),
+        };
+        Self {
+            reader,
+            writer: repo(),
+        }
     }
 }
 
-enum Frameworks<A: Aggregate> {
-    Sqlite(Framework<A, SqliteEventRepository>),
-    Postgres(Framework<A, PostgresEventRepository>),
+enum Stores<A: Aggregate> {
+    Sqlite(Store<A, SqliteEventRepository>),
+    Postgres(Store<A, PostgresEventRepository>),
+}
+
+impl<A: Aggregate> Stores<A> {
+    async fn load(&self, aggregate_id: &str) -> Result<Known<A>, AggregateError<A::Error>> {
+        let context = match self {
+            Self::Sqlite(store) => store.reader.load_aggregate(aggregate_id).await?,
+            Self::Postgres(store) => store.reader.load_aggregate(aggregate_id).await?,
+        };
+        Ok(Known {
+            aggregate: context.aggregate,
+            sequence: context.current_sequence,
+            snapshot: context.current_snapshot,
+        })
+    }
+
+    async fn write(
+        &self,
+        events: &[SerializedEvent],
+        snapshot_update: Option<(String, Value, usize)>,
+    ) -> Result<Option<LogPosition>, PersistenceError> {
+        match self {
+            Self::Sqlite(store) => store.writer.write::<A>(events, snapshot_update).await,
+            Self::Postgres(store) => store.writer.write::<A>(events, snapshot_update).await,
+        }
+    }
+}
+
+/// An aggregate's state as of its `sequence`-th event, and how many snapshots it has.
+#[derive(Clone)]
+struct Known<A> {
+    aggregate: A,
+    sequence: usize,
+    snapshot: Option<usize>,
+}
+
+impl<A: Default> Known<A> {
+    fn empty() -> Self {
+        Self {
+            aggregate: A::default(),
+            sequence: 0,
+            snapshot: None,
+        }
+    }
+}
+
+/// The aggregates this bus wrote last, as its own commands left them, so that the next
+/// command on one of them decides without reading it back (ADR 0016).
+///
+/// What is remembered may be stale: another process (or another bus) may have appended
+/// since. A decision that appends is checked by the append itself (the next sequence is
+/// taken: a conflict, and the command is decided again on the loaded state); a decision
+/// that appends nothing — a refusal or a no-op — is not trusted and is taken again on the
+/// loaded state.
+struct Remembered<A> {
+    entries: Mutex<LruCache<String, Arc<Known<A>>>>,
+}
+
+impl<A: Clone> Remembered<A> {
+    fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            entries: Mutex::new(LruCache::new(capacity)),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LruCache<String, Arc<Known<A>>>> {
+        // A panic while holding the lock leaves the cache consistent (every operation is
+        // one call into the LRU), so a poisoned lock is still usable.
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn get(&self, aggregate_id: &str) -> Option<Known<A>> {
+        let known = self.lock().get(aggregate_id).cloned()?;
+        Some(Known::clone(&known))
+    }
+
+    /// Keeps the newer of what is remembered and `known`.
+    fn put(&self, aggregate_id: &str, known: Known<A>) {
+        let mut entries = self.lock();
+        if let Some(current) = entries.get(aggregate_id) {
+            if current.sequence >= known.sequence {
+                return;
+            }
+        }
+        entries.put(aggregate_id.to_string(), Arc::new(known));
+    }
+
+    fn forget(&self, aggregate_id: &str) {
+        self.lock().pop(aggregate_id);
+    }
+}
+
+/// How one attempt at a command ended.
+enum Attempt<E: StdError> {
+    /// Appended (at this position, when known without a query) or, decided on the loaded
+    /// state, nothing to append.
+    Done(Option<LogPosition>),
+    /// Decided on an assumed state (remembered, or empty for a new id) without appending:
+    /// to be decided again on the loaded state.
+    Unverified,
+    Failed(AggregateError<E>),
 }
 
 /// Sends commands to one kind of aggregate and appends the resulting events to the log.
@@ -269,15 +367,28 @@ enum Frameworks<A: Aggregate> {
 /// Read models never depend on cqrs-es's in-process query dispatch (it is lost on a crash
 /// between commit and dispatch); projections read the log instead, and a caller that wants
 /// to read its own write waits for the position [`CommandBus::execute`] returns.
+///
+/// The bus drives cqrs-es's pieces itself (load, `handle`, write) rather than through
+/// `CqrsFramework`, so that it can decide on an aggregate it remembers and snapshot the
+/// state the command left (ADR 0016).
 pub struct CommandBus<A: Aggregate> {
-    framework: Frameworks<A>,
+    stores: Stores<A>,
+    services: A::Services,
+    snapshot_every: Option<usize>,
+    remembered: Remembered<A>,
     log: EventLog,
     notifier: LogNotifier,
 }
 
+/// How many aggregates each bus remembers (least recently used forgotten first).
+const REMEMBERED_AGGREGATES: NonZeroUsize = match NonZeroUsize::new(4096) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
 impl<A, C> CommandBus<A>
 where
-    A: Aggregate<Command = Command<C>>,
+    A: Aggregate<Command = Command<C>> + Clone,
     C: Clone + Send + Sync,
 {
     /// Retries after a concurrent write when the caller named no expected version: the
@@ -305,28 +416,23 @@ where
         services: A::Services,
         snapshot_every: Option<usize>,
     ) -> Self {
-        let framework = match db {
-            Database::Sqlite(sqlite) => Frameworks::Sqlite(CqrsFramework::new(
-                store(
-                    db,
-                    SqliteEventRepository::new(sqlite.write.clone()),
-                    snapshot_every,
-                ),
-                vec![],
-                services,
+        let stores = match db {
+            Database::Sqlite(sqlite) => Stores::Sqlite(Store::new(
+                db,
+                || SqliteEventRepository::new(sqlite.write.clone()),
+                snapshot_every,
             )),
-            Database::Postgres(pool) => Frameworks::Postgres(CqrsFramework::new(
-                store(
-                    db,
-                    PostgresEventRepository::new(pool.clone()),
-                    snapshot_every,
-                ),
-                vec![],
-                services,
+            Database::Postgres(pool) => Stores::Postgres(Store::new(
+                db,
+                || PostgresEventRepository::new(pool.clone()),
+                snapshot_every,
             )),
         };
         Self {
-            framework,
+            stores,
+            services,
+            snapshot_every: snapshot_every.filter(|every| *every > 0),
+            remembered: Remembered::new(REMEMBERED_AGGREGATES),
             log: EventLog::new(db.clone()),
             notifier,
         }
@@ -339,23 +445,24 @@ where
         aggregate_id: &str,
         command: Command<C>,
     ) -> Result<Option<LogPosition>, CommandError<A::Error>> {
-        self.execute_loading(aggregate_id, command, false).await
+        self.execute_assuming(aggregate_id, command, false).await
     }
 
     /// Like [`CommandBus::execute`], for an aggregate whose id the caller has just
     /// generated (a new UUIDv7 no one else can know yet): it cannot have events, so it is
     /// not loaded — one read fewer for every creation. Should it have events after all, the
-    /// append conflicts on the sequence and the retry loads it as usual.
+    /// append conflicts on the sequence (or the decision appends nothing and is not
+    /// trusted) and the command is decided again on the loaded state.
     pub async fn execute_new(
         &self,
         aggregate_id: &str,
         command: Command<C>,
     ) -> Result<Option<LogPosition>, CommandError<A::Error>> {
-        self.execute_loading(aggregate_id, command, true).await
+        self.execute_assuming(aggregate_id, command, true).await
     }
 
     #[tracing::instrument(name = "execute", skip(self, command), fields(aggregate = A::TYPE, %aggregate_id))]
-    async fn execute_loading(
+    async fn execute_assuming(
         &self,
         aggregate_id: &str,
         command: Command<C>,
@@ -363,32 +470,42 @@ where
     ) -> Result<Option<LogPosition>, CommandError<A::Error>> {
         let metadata = command.context.metadata();
         let may_retry = command.expected_version.is_none();
-        let mut attempt = 0;
+        let mut conflicts = 0;
+        // Until a decision on an assumed state fails to verify itself or conflicts.
+        let mut may_assume = true;
         let appended_at = loop {
-            let attempt_once = self.execute_once(aggregate_id, command.clone(), metadata.clone());
-            // Only the first attempt may skip the load: a retry follows a conflict.
-            let skip_load = new_aggregate && attempt == 0;
-            let (result, appended_at) = NEW_AGGREGATE
-                .scope(
-                    skip_load,
-                    APPENDED_AT.scope(Cell::new(None), async {
-                        (attempt_once.await, APPENDED_AT.with(Cell::get))
-                    }),
-                )
+            let assumed = if may_assume {
+                self.remembered
+                    .get(aggregate_id)
+                    .or_else(|| new_aggregate.then(Known::empty))
+            } else {
+                None
+            };
+            let attempt = self
+                .attempt(aggregate_id, command.clone(), &metadata, assumed)
                 .await;
-            match result {
-                Ok(()) => break appended_at,
-                Err(AggregateError::AggregateConflict)
-                    if may_retry && attempt < Self::CONFLICT_RETRIES =>
-                {
-                    attempt += 1;
-                    tracing::debug!(attempt, "concurrent write; deciding again");
+            match attempt {
+                Attempt::Done(appended_at) => break appended_at,
+                Attempt::Unverified => {
+                    tracing::debug!("decided on an assumed state without appending; loading");
+                    may_assume = false;
                 }
-                Err(AggregateError::AggregateConflict) => return Err(CommandError::Conflict),
-                Err(AggregateError::UserError(error)) => return Err(CommandError::Rejected(error)),
-                Err(AggregateError::DatabaseConnectionError(error))
-                | Err(AggregateError::DeserializationError(error))
-                | Err(AggregateError::UnexpectedError(error)) => {
+                Attempt::Failed(AggregateError::AggregateConflict)
+                    if may_retry && conflicts < Self::CONFLICT_RETRIES =>
+                {
+                    conflicts += 1;
+                    may_assume = false;
+                    tracing::debug!(conflicts, "concurrent write; deciding again");
+                }
+                Attempt::Failed(AggregateError::AggregateConflict) => {
+                    return Err(CommandError::Conflict)
+                }
+                Attempt::Failed(AggregateError::UserError(error)) => {
+                    return Err(CommandError::Rejected(error))
+                }
+                Attempt::Failed(AggregateError::DatabaseConnectionError(error))
+                | Attempt::Failed(AggregateError::DeserializationError(error))
+                | Attempt::Failed(AggregateError::UnexpectedError(error)) => {
                     return Err(CommandError::Infrastructure(error))
                 }
             }
@@ -405,21 +522,103 @@ where
             .map_err(|error| CommandError::Infrastructure(Box::new(error)))
     }
 
-    async fn execute_once(
+    /// Decides `command` on `assumed` (or on the loaded aggregate) and writes its events.
+    async fn attempt(
         &self,
         aggregate_id: &str,
         command: Command<C>,
-        metadata: HashMap<String, String>,
-    ) -> Result<(), AggregateError<A::Error>> {
-        match &self.framework {
-            Frameworks::Sqlite(cqrs) => {
-                cqrs.execute_with_metadata(aggregate_id, command, metadata)
-                    .await
+        metadata: &HashMap<String, String>,
+        assumed: Option<Known<A>>,
+    ) -> Attempt<A::Error> {
+        let assuming = assumed.is_some();
+        let known = match assumed {
+            Some(known) => known,
+            None => match self.stores.load(aggregate_id).await {
+                Ok(known) => known,
+                Err(error) => return Attempt::Failed(error),
+            },
+        };
+        // `handle` applies each event it decides (cqrs-es's event sink), so `after` ends as
+        // the state the command leaves.
+        let mut after = known.aggregate.clone();
+        let sink = EventSink::<A>::default();
+        let decided = after.handle(command, &self.services, &sink).await;
+        let events = sink.collect().await;
+        match decided {
+            Err(_) if assuming => return Attempt::Unverified,
+            Err(error) => return Attempt::Failed(AggregateError::UserError(error)),
+            Ok(()) if events.is_empty() && assuming => return Attempt::Unverified,
+            Ok(()) if events.is_empty() => {
+                self.remembered.put(aggregate_id, known);
+                return Attempt::Done(None);
             }
-            Frameworks::Postgres(cqrs) => {
-                cqrs.execute_with_metadata(aggregate_id, command, metadata)
-                    .await
+            Ok(()) => {}
+        }
+
+        let sequence = known.sequence + events.len();
+        let snapshot_due = self
+            .snapshot_every
+            .is_some_and(|every| sequence / every > known.sequence / every);
+        let snapshot = if snapshot_due {
+            Some(known.snapshot.map_or(1, |taken| taken + 1))
+        } else {
+            known.snapshot
+        };
+        let serialized = match serialize::<A>(aggregate_id, known.sequence, events, metadata) {
+            Ok(serialized) => serialized,
+            Err(error) => return Attempt::Failed(error.into()),
+        };
+        // The snapshot is the state after all of the command's events, numbered as the
+        // library numbers them (its own commit would snapshot an earlier state when a
+        // command's events cross the snapshot point, under the last event's sequence).
+        let snapshot_update = match snapshot.filter(|_| snapshot_due) {
+            Some(number) => match serde_json::to_value(&after) {
+                Ok(payload) => Some((aggregate_id.to_string(), payload, number)),
+                Err(error) => return Attempt::Failed(error.into()),
+            },
+            None => None,
+        };
+        match self.stores.write(&serialized, snapshot_update).await {
+            Ok(appended_at) => {
+                self.remembered.put(
+                    aggregate_id,
+                    Known {
+                        aggregate: after,
+                        sequence,
+                        snapshot,
+                    },
+                );
+                Attempt::Done(appended_at)
+            }
+            Err(error) => {
+                // A conflict means what was known is stale; any other failure may or may
+                // not have written.
+                self.remembered.forget(aggregate_id);
+                Attempt::Failed(error.into())
             }
         }
     }
+}
+
+/// The command's events as the log stores them, numbered after `last_sequence`, each with
+/// the command's metadata.
+fn serialize<A: Aggregate>(
+    aggregate_id: &str,
+    last_sequence: usize,
+    events: Vec<A::Event>,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<SerializedEvent>, PersistenceError> {
+    events
+        .into_iter()
+        .zip(last_sequence + 1..)
+        .map(|(payload, sequence)| {
+            let envelope = EventEnvelope::<A> {
+                aggregate_id: aggregate_id.to_string(),
+                sequence,
+                payload,
+                metadata: metadata.clone(),
+            };
+            SerializedEvent::try_from(&envelope)
+        })
+        .collect()
 }

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use cartie_domain::inbox::{ChatContact, Conversation, ConversationCommand, MessageContent};
 use cartie_domain::listing::{
-    Listing, ListingCommand, ListingDetails, ListingError, ListingStatus, Photos,
+    Listing, ListingCommand, ListingDetails, ListingError, ListingEvent, ListingStatus, Photos,
 };
 use cartie_domain::values::{Currency, Money, Text};
-use cartie_domain::{Actor, Command, CommandContext, ListingId, UserId, WorkspaceId};
+use cartie_domain::{Actor, BotId, Command, CommandContext, ListingId, UserId, WorkspaceId};
 use cartie_store::testing::TestDatabase;
 use cartie_store::{
     on_pool, Backend, CommandBus, CommandError, Database, EventLog, LogNotifier, LogPosition,
@@ -25,6 +26,8 @@ cartie_store::on_both_backends!(
     the_database_refuses_to_update_or_delete_events,
     a_refused_command_writes_nothing,
     a_command_on_a_new_id_skips_the_load_but_not_the_truth,
+    a_remembered_aggregate_changed_elsewhere_is_decided_on_the_log,
+    a_snapshot_holds_the_state_its_command_left,
 );
 
 fn context(workspace: WorkspaceId) -> CommandContext {
@@ -334,10 +337,11 @@ async fn a_command_on_a_new_id_skips_the_load_but_not_the_truth(backend: Backend
         .unwrap();
     assert!(created.is_some(), "the creation is appended");
 
-    // The first attempt decides on an empty listing and conflicts; the retry loads the
-    // listing and decides again: a repeated creation in the same workspace changes nothing,
-    // one from another workspace is refused.
-    let again = bus
+    // A bus that does not remember the listing (another process) decides on an empty
+    // listing and conflicts; the retry loads the listing and decides again: a repeated
+    // creation in the same workspace changes nothing, one from another workspace is refused.
+    let other = bus_for(&test.db);
+    let again = other
         .execute_new(&id, create(workspace, "Skoda Superb"))
         .await
         .unwrap();
@@ -345,7 +349,7 @@ async fn a_command_on_a_new_id_skips_the_load_but_not_the_truth(backend: Backend
         again, created,
         "the repeat answers where the listing stands"
     );
-    let foreign = bus
+    let foreign = bus_for(&test.db)
         .execute_new(&id, create(WorkspaceId(Uuid::now_v7()), "Skoda Kodiaq"))
         .await;
     assert!(
@@ -557,4 +561,180 @@ async fn commands_with_snapshots_keep_one_order_and_report_positions(backend: Ba
 
 fn bus_for(db: &Database) -> CommandBus<Listing> {
     CommandBus::new(db, LogNotifier::new(), ())
+}
+
+/// Each bus remembers the aggregates it wrote. A second bus (another process, say) writing
+/// to the same listing makes that stale: every decision must still be taken on what the
+/// log holds — an append on a stale state conflicts and is decided again, and a refusal or
+/// a no-op on a stale state is not trusted.
+async fn a_remembered_aggregate_changed_elsewhere_is_decided_on_the_log(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let (here, elsewhere) = (bus(&test.db), bus(&test.db));
+    let workspace = WorkspaceId(Uuid::now_v7());
+    let id = ListingId::generate().to_string();
+    here.execute(&id, create(workspace, "Audi A4"))
+        .await
+        .unwrap();
+    here.execute(&id, change_price(workspace, 100))
+        .await
+        .unwrap();
+    elsewhere
+        .execute(&id, change_price(workspace, 200))
+        .await
+        .unwrap();
+
+    // `here` remembers the price at 100: setting 100 again is no change for it, but the
+    // log says 200, so it is a change.
+    here.execute(&id, change_price(workspace, 100))
+        .await
+        .unwrap();
+    // A change decided on a stale state takes a taken sequence; decided again, it lands.
+    elsewhere
+        .execute(&id, change_price(workspace, 300))
+        .await
+        .unwrap();
+    here.execute(&id, change_price(workspace, 400))
+        .await
+        .unwrap();
+    // A version the caller read from the log (7) is not the remembered one (6).
+    elsewhere
+        .execute(&id, change_price(workspace, 500))
+        .await
+        .unwrap();
+    here.execute(&id, change_price(workspace, 600).expecting_version(Some(7)))
+        .await
+        .expect("the current version is accepted");
+    // A refusal that holds on the log is still a refusal.
+    let stale = here
+        .execute(&id, change_price(workspace, 700).expecting_version(Some(3)))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(CommandError::Rejected(ListingError::VersionMismatch {
+                expected: 3,
+                actual: 8
+            }))
+        ),
+        "{stale:?}"
+    );
+
+    let events = read_all(&test.db, 8).await;
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences, (1..=8).collect::<Vec<_>>());
+    let prices: Vec<i64> = events[1..]
+        .iter()
+        .map(|e| match serde_json::from_str(&e.payload_json).unwrap() {
+            ListingEvent::ListingPriceChanged { price, .. } => price.amount_minor,
+            other => panic!("a price change, not {other:?}"),
+        })
+        .collect();
+    assert_eq!(prices, [100, 200, 100, 300, 400, 500, 600]);
+}
+
+/// The latest snapshot of an aggregate, as `(last_sequence, payload)`.
+async fn latest_snapshot(db: &Database, aggregate_type: &str, id: &str) -> (i64, String) {
+    let sql = match db.backend() {
+        Backend::Sqlite => {
+            "SELECT last_sequence, payload FROM snapshots WHERE aggregate_type = $1 \
+             AND aggregate_id = $2 ORDER BY last_sequence DESC LIMIT 1"
+        }
+        Backend::Postgres => {
+            "SELECT last_sequence, payload::text FROM snapshots WHERE aggregate_type = $1 \
+             AND aggregate_id = $2 ORDER BY last_sequence DESC LIMIT 1"
+        }
+    };
+    on_pool!(db, pool => sqlx::query_as::<_, (i64, String)>(sql)
+        .bind(aggregate_type)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .expect("a snapshot was taken"))
+}
+
+/// The aggregate as its first `up_to` events in the log build it.
+fn fold<A: cqrs_es::Aggregate>(events: &[cartie_store::StoredEvent], id: &str, up_to: i64) -> A {
+    let mut aggregate = A::default();
+    for event in events
+        .iter()
+        .filter(|e| e.aggregate_id == id && e.sequence <= up_to)
+    {
+        aggregate.apply(serde_json::from_str(&event.payload_json).unwrap());
+    }
+    aggregate
+}
+
+/// A snapshot is the state after the events up to its `last_sequence`, each applied once —
+/// also when one command's events cross the point where a snapshot is due.
+async fn a_snapshot_holds_the_state_its_command_left(backend: Backend) {
+    let test = TestDatabase::new(backend).await;
+    let workspace = WorkspaceId(Uuid::now_v7());
+
+    // Snapshot every 2 events; after 5, the latest covers 4.
+    let listings = CommandBus::<Listing>::with_snapshots(&test.db, LogNotifier::new(), (), 2);
+    let listing = ListingId::generate().to_string();
+    listings
+        .execute(&listing, create(workspace, "Volvo XC60"))
+        .await
+        .unwrap();
+    for amount in 1..=4 {
+        listings
+            .execute(&listing, change_price(workspace, amount * 1000))
+            .await
+            .unwrap();
+    }
+    // A conversation's first message is two events (started, received); with a snapshot
+    // due after every event the snapshot must hold both.
+    let conversations =
+        CommandBus::<Conversation>::with_snapshots(&test.db, LogNotifier::new(), (), 1);
+    let conversation = Uuid::now_v7().to_string();
+    conversations
+        .execute(&conversation, receive(workspace, 1))
+        .await
+        .unwrap();
+
+    let events = read_all(&test.db, 7).await;
+    let (last, payload) = latest_snapshot(&test.db, "Listing", &listing).await;
+    assert_eq!(last, 4);
+    assert_eq!(
+        serde_json::from_str::<Listing>(&payload).unwrap(),
+        fold::<Listing>(&events, &listing, last)
+    );
+    let (last, payload) = latest_snapshot(&test.db, "Conversation", &conversation).await;
+    assert_eq!(last, 2);
+    assert_eq!(
+        serde_json::from_str::<Conversation>(&payload).unwrap(),
+        fold::<Conversation>(&events, &conversation, last)
+    );
+
+    // A bus that remembers nothing loads from the snapshot and knows the update.
+    let fresh = CommandBus::<Conversation>::with_snapshots(&test.db, LogNotifier::new(), (), 1);
+    fresh
+        .execute(&conversation, receive(workspace, 1))
+        .await
+        .unwrap();
+    assert_eq!(
+        EventLog::new(test.db.clone()).event_count().await.unwrap(),
+        7,
+        "a repeated update changes nothing"
+    );
+}
+
+fn receive(workspace: WorkspaceId, update_id: i64) -> Command<ConversationCommand> {
+    Command::new(
+        context(workspace),
+        ConversationCommand::ReceiveInboundMessage {
+            bot_id: BotId(Uuid::from_u128(0xB07)),
+            chat_id: 42,
+            contact: ChatContact {
+                first_name: Some("Ivan".into()),
+                last_name: None,
+                username: None,
+            },
+            update_id,
+            telegram_message_id: update_id * 10,
+            content: MessageContent::text("text", "Is the Volvo still for sale?").unwrap(),
+            sent_at: Utc::now(),
+        },
+    )
 }
