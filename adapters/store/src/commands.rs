@@ -96,22 +96,42 @@ pub async fn append(
     aggregate_type: &str,
     events: &[SerializedEvent],
 ) -> Result<Option<LogPosition>, PersistenceError> {
-    append_rows(db, aggregate_type, events)
+    append_rows(db, aggregate_type, events, None)
         .await
         .map_err(|error| persistence_error(db.backend(), error))
 }
+
+/// An aggregate's state as of the last event appended with it.
+struct Snapshot<'a> {
+    aggregate_id: &'a str,
+    payload: Value,
+}
+
+const COLUMNS: &str =
+    "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+
+/// Replaces the aggregate's snapshot (one row per aggregate, as the libraries keep it) or
+/// takes its first. Runs after the events' insert in the same transaction: that insert
+/// already refused any writer that was not at the aggregate's newest sequence, so the
+/// snapshot needs no version check of its own (the libraries' count of snapshots is kept
+/// up to date but not relied on).
+const UPDATE_SNAPSHOT: &str = "UPDATE snapshots SET last_sequence = $3, \
+     current_snapshot = current_snapshot + 1, payload = $4 \
+     WHERE aggregate_type = $1 AND aggregate_id = $2 AND last_sequence < $3";
+const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots \
+     (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
+     VALUES ($1, $2, $3, 1, $4)";
 
 async fn append_rows(
     db: &Database,
     aggregate_type: &str,
     events: &[SerializedEvent],
+    snapshot: Option<Snapshot<'_>>,
 ) -> Result<Option<LogPosition>, sqlx::Error> {
-    // cqrs-es persists even when a decision produced no event.
-    if events.is_empty() {
+    // A decision that produced no event writes nothing.
+    let Some(last_sequence) = events.last().map(|event| event.sequence as i64) else {
         return Ok(None);
-    }
-    const COLUMNS: &str =
-        "aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata";
+    };
     match db {
         Database::Postgres(pool) => {
             let mut query =
@@ -126,7 +146,32 @@ async fn append_rows(
                     .push_bind(&event.metadata);
             });
             query.push(" RETURNING transaction_id::text::bigint, global_position");
-            let positions: Vec<(i64, i64)> = query.build_query_as().fetch_all(pool).await?;
+            let positions: Vec<(i64, i64)> = match snapshot {
+                // One statement in autocommit: the events are atomic without BEGIN/COMMIT.
+                None => query.build_query_as().fetch_all(pool).await?,
+                Some(snapshot) => {
+                    let mut tx = pool.begin().await?;
+                    let positions = query.build_query_as().fetch_all(&mut *tx).await?;
+                    let updated = sqlx::query(UPDATE_SNAPSHOT)
+                        .bind(aggregate_type)
+                        .bind(snapshot.aggregate_id)
+                        .bind(last_sequence)
+                        .bind(&snapshot.payload)
+                        .execute(&mut *tx)
+                        .await?;
+                    if updated.rows_affected() == 0 {
+                        sqlx::query(INSERT_SNAPSHOT)
+                            .bind(aggregate_type)
+                            .bind(snapshot.aggregate_id)
+                            .bind(last_sequence)
+                            .bind(&snapshot.payload)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    tx.commit().await?;
+                    positions
+                }
+            };
             Ok(positions
                 .into_iter()
                 .max()
@@ -150,39 +195,58 @@ async fn append_rows(
                     .bind(event.payload.clone())
                     .bind(event.metadata.clone())
             };
-            let last = match events {
-                [event] => Some(insert(event).fetch_one(&sqlite.write).await?),
-                _ => {
+            let last = match (events, snapshot) {
+                ([event], None) => insert(event).fetch_one(&sqlite.write).await?,
+                (_, snapshot) => {
                     let mut tx = sqlite.write.begin_with("BEGIN IMMEDIATE").await?;
-                    let mut last = None;
+                    let mut last = 0;
                     for event in events {
-                        last = Some(insert(event).fetch_one(&mut *tx).await?);
+                        last = insert(event).fetch_one(&mut *tx).await?;
+                    }
+                    if let Some(snapshot) = snapshot {
+                        let payload = snapshot.payload.to_string();
+                        let updated = sqlx::query(UPDATE_SNAPSHOT)
+                            .bind(aggregate_type)
+                            .bind(snapshot.aggregate_id)
+                            .bind(last_sequence)
+                            .bind(&payload)
+                            .execute(&mut *tx)
+                            .await?;
+                        if updated.rows_affected() == 0 {
+                            sqlx::query(INSERT_SNAPSHOT)
+                                .bind(aggregate_type)
+                                .bind(snapshot.aggregate_id)
+                                .bind(last_sequence)
+                                .bind(&payload)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
                     }
                     tx.commit().await?;
                     last
                 }
             };
-            Ok(last.map(|pos| LogPosition::new(0, pos)))
+            Ok(Some(LogPosition::new(0, last)))
         }
     }
 }
 
 impl<R: PersistedEventRepository> LogRepository<R> {
-    /// Writes one command's events (and the aggregate's snapshot when one is due); answers
-    /// the log position of the last event when it is known without another query.
+    /// Writes one command's events and, when one is due, the aggregate's snapshot as of the
+    /// last of them, in one transaction; answers the log position of the last event.
     async fn write<A: Aggregate>(
         &self,
         events: &[SerializedEvent],
-        snapshot_update: Option<(String, Value, usize)>,
+        snapshot: Option<(&str, Value)>,
     ) -> Result<Option<LogPosition>, PersistenceError> {
         let stamped = stamp_event_ids(events);
-        if snapshot_update.is_some() {
-            // Events and snapshot in the library's one transaction; the bus looks the
-            // position up afterwards.
-            self.inner.persist::<A>(&stamped, snapshot_update).await?;
-            return Ok(None);
-        }
-        append(&self.db, A::TYPE, &stamped).await
+        let snapshot = snapshot.map(|(aggregate_id, payload)| Snapshot {
+            aggregate_id,
+            payload,
+        });
+        append_rows(&self.db, A::TYPE, &stamped, snapshot)
+            .await
+            .map_err(|error| persistence_error(self.db.backend(), error))
     }
 }
 
@@ -216,7 +280,10 @@ impl<R: PersistedEventRepository> PersistedEventRepository for LogRepository<R> 
         events: &[SerializedEvent],
         snapshot_update: Option<(String, Value, usize)>,
     ) -> Result<(), PersistenceError> {
-        self.write::<A>(events, snapshot_update).await.map(|_| ())
+        let snapshot = snapshot_update
+            .as_ref()
+            .map(|(aggregate_id, payload, _)| (aggregate_id.as_str(), payload.clone()));
+        self.write::<A>(events, snapshot).await.map(|_| ())
     }
 
     async fn stream_events<A: Aggregate>(
@@ -269,28 +336,26 @@ impl<A: Aggregate> Stores<A> {
         Ok(Known {
             aggregate: context.aggregate,
             sequence: context.current_sequence,
-            snapshot: context.current_snapshot,
         })
     }
 
     async fn write(
         &self,
         events: &[SerializedEvent],
-        snapshot_update: Option<(String, Value, usize)>,
+        snapshot: Option<(&str, Value)>,
     ) -> Result<Option<LogPosition>, PersistenceError> {
         match self {
-            Self::Sqlite(store) => store.writer.write::<A>(events, snapshot_update).await,
-            Self::Postgres(store) => store.writer.write::<A>(events, snapshot_update).await,
+            Self::Sqlite(store) => store.writer.write::<A>(events, snapshot).await,
+            Self::Postgres(store) => store.writer.write::<A>(events, snapshot).await,
         }
     }
 }
 
-/// An aggregate's state as of its `sequence`-th event, and how many snapshots it has.
+/// An aggregate's state as of its `sequence`-th event.
 #[derive(Clone)]
 struct Known<A> {
     aggregate: A,
     sequence: usize,
-    snapshot: Option<usize>,
 }
 
 impl<A: Default> Known<A> {
@@ -298,7 +363,6 @@ impl<A: Default> Known<A> {
         Self {
             aggregate: A::default(),
             sequence: 0,
-            snapshot: None,
         }
     }
 }
@@ -356,8 +420,9 @@ enum Attempt<E: StdError> {
     /// Appended (at this position, when known without a query) or, decided on the loaded
     /// state, nothing to append.
     Done(Option<LogPosition>),
-    /// Decided on an assumed state (remembered, or empty for a new id) without appending:
-    /// to be decided again on the loaded state.
+    /// Decided on an assumed state (remembered, or empty for a new id) and appended
+    /// nothing, or the append found the state stale: to be decided again on the loaded
+    /// state (not counted as a retry).
     Unverified,
     Failed(AggregateError<E>),
 }
@@ -514,8 +579,8 @@ where
         if let Some(position) = appended_at {
             return Ok(Some(position));
         }
-        // Nothing appended (the decision changed nothing) or appended with a snapshot:
-        // where the aggregate's newest event stands.
+        // Nothing appended (the decision changed nothing): where the aggregate's newest
+        // event stands.
         self.log
             .latest_position_of(A::TYPE, aggregate_id)
             .await
@@ -556,36 +621,30 @@ where
         }
 
         let sequence = known.sequence + events.len();
-        let snapshot_due = self
-            .snapshot_every
-            .is_some_and(|every| sequence / every > known.sequence / every);
-        let snapshot = if snapshot_due {
-            Some(known.snapshot.map_or(1, |taken| taken + 1))
-        } else {
-            known.snapshot
-        };
         let serialized = match serialize::<A>(aggregate_id, known.sequence, events, metadata) {
             Ok(serialized) => serialized,
             Err(error) => return Attempt::Failed(error.into()),
         };
-        // The snapshot is the state after all of the command's events, numbered as the
-        // library numbers them (its own commit would snapshot an earlier state when a
-        // command's events cross the snapshot point, under the last event's sequence).
-        let snapshot_update = match snapshot.filter(|_| snapshot_due) {
-            Some(number) => match serde_json::to_value(&after) {
-                Ok(payload) => Some((aggregate_id.to_string(), payload, number)),
+        // A snapshot is due when the command's events reach a multiple of the interval;
+        // it is the state after all of them, stored under the last one's sequence.
+        let snapshot_due = self
+            .snapshot_every
+            .is_some_and(|every| sequence / every > known.sequence / every);
+        let snapshot = if snapshot_due {
+            match serde_json::to_value(&after) {
+                Ok(payload) => Some((aggregate_id, payload)),
                 Err(error) => return Attempt::Failed(error.into()),
-            },
-            None => None,
+            }
+        } else {
+            None
         };
-        match self.stores.write(&serialized, snapshot_update).await {
+        match self.stores.write(&serialized, snapshot).await {
             Ok(appended_at) => {
                 self.remembered.put(
                     aggregate_id,
                     Known {
                         aggregate: after,
                         sequence,
-                        snapshot,
                     },
                 );
                 Attempt::Done(appended_at)
@@ -594,7 +653,10 @@ where
                 // A conflict means what was known is stale; any other failure may or may
                 // not have written.
                 self.remembered.forget(aggregate_id);
-                Attempt::Failed(error.into())
+                match AggregateError::from(error) {
+                    AggregateError::AggregateConflict if assuming => Attempt::Unverified,
+                    error => Attempt::Failed(error),
+                }
             }
         }
     }

@@ -520,9 +520,8 @@ async fn an_empty_append_writes_nothing() {
 
 cartie_store::on_both_backends!(commands_with_snapshots_keep_one_order_and_report_positions);
 
-/// With snapshots, some appends go through the library's own insert (without a position:
-/// on SQLite the trigger assigns it) and the others through ours; the log stays in one
-/// order and every command reports where its event stands.
+/// With snapshots, some appends write the snapshot in the same transaction and the others
+/// do not; the log stays in one order and every command reports where its event stands.
 async fn commands_with_snapshots_keep_one_order_and_report_positions(backend: Backend) {
     let test = TestDatabase::new(backend).await;
     let bus = CommandBus::<Listing>::with_snapshots(&test.db, LogNotifier::new(), (), 2);
@@ -604,24 +603,51 @@ async fn a_remembered_aggregate_changed_elsewhere_is_decided_on_the_log(backend:
     here.execute(&id, change_price(workspace, 600).expecting_version(Some(7)))
         .await
         .expect("the current version is accepted");
-    // A refusal that holds on the log is still a refusal.
+    // A version the caller and `here` both hold (8) passes on the remembered state, but
+    // the log has moved on (9): the append finds it stale and the command is decided on
+    // the log, which refuses it.
+    elsewhere
+        .execute(&id, change_price(workspace, 650))
+        .await
+        .unwrap();
     let stale = here
-        .execute(&id, change_price(workspace, 700).expecting_version(Some(3)))
+        .execute(&id, change_price(workspace, 700).expecting_version(Some(8)))
         .await;
     assert!(
         matches!(
             stale,
             Err(CommandError::Rejected(ListingError::VersionMismatch {
-                expected: 3,
-                actual: 8
+                expected: 8,
+                actual: 9
             }))
         ),
         "{stale:?}"
     );
+    // A refusal on a stale remembered state (10, the log at 11) is answered from the log.
+    here.execute(&id, change_price(workspace, 750))
+        .await
+        .unwrap();
+    elsewhere
+        .execute(&id, change_price(workspace, 800))
+        .await
+        .unwrap();
+    let refused = here
+        .execute(&id, change_price(workspace, 900).expecting_version(Some(3)))
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err(CommandError::Rejected(ListingError::VersionMismatch {
+                expected: 3,
+                actual: 11
+            }))
+        ),
+        "{refused:?}"
+    );
 
-    let events = read_all(&test.db, 8).await;
+    let events = read_all(&test.db, 11).await;
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
-    assert_eq!(sequences, (1..=8).collect::<Vec<_>>());
+    assert_eq!(sequences, (1..=11).collect::<Vec<_>>());
     let prices: Vec<i64> = events[1..]
         .iter()
         .map(|e| match serde_json::from_str(&e.payload_json).unwrap() {
@@ -629,7 +655,7 @@ async fn a_remembered_aggregate_changed_elsewhere_is_decided_on_the_log(backend:
             other => panic!("a price change, not {other:?}"),
         })
         .collect();
-    assert_eq!(prices, [100, 200, 100, 300, 400, 500, 600]);
+    assert_eq!(prices, [100, 200, 100, 300, 400, 500, 600, 650, 750, 800]);
 }
 
 /// The latest snapshot of an aggregate, as `(last_sequence, payload)`.
@@ -683,17 +709,30 @@ async fn a_snapshot_holds_the_state_its_command_left(backend: Backend) {
             .await
             .unwrap();
     }
-    // A conversation's first message is two events (started, received); with a snapshot
-    // due after every event the snapshot must hold both.
+    // A message into a closed conversation is two events (reopened, received). Snapshots
+    // every 2 events: the first message (started, received) takes one at 2, the closing
+    // is 3, and the next message's events 4 and 5 cross the point at 4 — the snapshot must
+    // hold both, under 5.
     let conversations =
-        CommandBus::<Conversation>::with_snapshots(&test.db, LogNotifier::new(), (), 1);
+        CommandBus::<Conversation>::with_snapshots(&test.db, LogNotifier::new(), (), 2);
     let conversation = Uuid::now_v7().to_string();
     conversations
         .execute(&conversation, receive(workspace, 1))
         .await
         .unwrap();
+    conversations
+        .execute(
+            &conversation,
+            Command::new(context(workspace), ConversationCommand::Close),
+        )
+        .await
+        .unwrap();
+    conversations
+        .execute(&conversation, receive(workspace, 2))
+        .await
+        .unwrap();
 
-    let events = read_all(&test.db, 7).await;
+    let events = read_all(&test.db, 10).await;
     let (last, payload) = latest_snapshot(&test.db, "Listing", &listing).await;
     assert_eq!(last, 4);
     assert_eq!(
@@ -701,21 +740,21 @@ async fn a_snapshot_holds_the_state_its_command_left(backend: Backend) {
         fold::<Listing>(&events, &listing, last)
     );
     let (last, payload) = latest_snapshot(&test.db, "Conversation", &conversation).await;
-    assert_eq!(last, 2);
+    assert_eq!(last, 5);
     assert_eq!(
         serde_json::from_str::<Conversation>(&payload).unwrap(),
         fold::<Conversation>(&events, &conversation, last)
     );
 
-    // A bus that remembers nothing loads from the snapshot and knows the update.
-    let fresh = CommandBus::<Conversation>::with_snapshots(&test.db, LogNotifier::new(), (), 1);
+    // A bus that remembers nothing loads from the snapshot and knows the last update.
+    let fresh = CommandBus::<Conversation>::with_snapshots(&test.db, LogNotifier::new(), (), 2);
     fresh
-        .execute(&conversation, receive(workspace, 1))
+        .execute(&conversation, receive(workspace, 2))
         .await
         .unwrap();
     assert_eq!(
         EventLog::new(test.db.clone()).event_count().await.unwrap(),
-        7,
+        10,
         "a repeated update changes nothing"
     );
 }
