@@ -6,7 +6,7 @@
 # for SECONDS) and the Telegram webhook ingest (32 senders, UPDATES updates), each on a
 # fresh database. Prints medians and after / before.
 #
-# Usage: ops/bench-ab.sh BEFORE_CARTIE BEFORE_BENCH [RUNS] [SECONDS] [UPDATES]
+# Usage: [BACKENDS="postgres sqlite"] ops/bench-ab.sh BEFORE_CARTIE BEFORE_BENCH [RUNS] [SECONDS] [UPDATES]
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
@@ -28,7 +28,7 @@ serve_fresh() {
 
 declare -A CARTIE_OF=([before]=$BEFORE_CARTIE [after]=$CARTIE)
 declare -A BENCH_OF=([before]=$BEFORE_BENCH [after]=$BENCH)
-for backend in postgres sqlite; do
+for backend in ${BACKENDS:-postgres sqlite}; do
   for run in $(seq 1 "$RUNS"); do
     for build in before after; do
       CARTIE=${CARTIE_OF[$build]}

@@ -17,6 +17,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::ExposeSecret;
 
+/// mimalloc instead of the system allocator: the server allocates and frees many small
+/// buffers per request (HTTP, JSON, rows), where glibc's malloc took about a seventh of
+/// its CPU under load (docs/BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "cartie",
