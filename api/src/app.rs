@@ -30,6 +30,7 @@ use crate::accounts::Throttle;
 use crate::auth::TokenKeys;
 use crate::error::ApiError;
 use crate::secrets::SecretKey;
+use crate::telegram::webhook::WebhookBots;
 use crate::telegram::{BotClients, OpenBotError, OpenedBot, TelegramSettings, UpdateMarks};
 
 /// Every projection the platform runs, by name.
@@ -78,6 +79,7 @@ pub struct Services {
     pub telegram: TelegramSettings,
     pub telegram_clients: BotClients,
     pub update_marks: UpdateMarks,
+    pub webhook_bots: WebhookBots,
 }
 
 /// How long a mutation waits for the read model it answers from.
@@ -216,6 +218,7 @@ impl App {
             telegram,
             telegram_clients: BotClients::default(),
             update_marks: UpdateMarks::default(),
+            webhook_bots: WebhookBots::default(),
         });
         runners.push(tokio::spawn(UpdateMarks::run(
             services.clone(),

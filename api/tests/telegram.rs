@@ -22,6 +22,7 @@ cartie_store::on_both_backends!(
     long_polling_resumes_after_a_restart_without_loss_or_repeat,
     delivery_honours_retry_after_records_blocks_and_survives_a_crash,
     a_conversation_naming_another_workspaces_bot_never_reaches_its_token,
+    a_change_to_a_bot_reaches_its_webhook_at_once,
 );
 
 const REGISTER: &str = "mutation($input: RegisterBotInput!) { registerBot(input: $input) { \
@@ -699,5 +700,81 @@ async fn a_conversation_naming_another_workspaces_bot_never_reaches_its_token(ba
     let sends = s.fake.calls("sendMessage");
     assert_eq!(sends.len(), 1, "{sends:?}");
     assert_eq!(sends[0].params["chat_id"], json!(6_100_002));
+    s.api.shutdown().await;
+}
+
+/// The webhook keeps the credentials it last accepted an update with, but a change made
+/// through the API (disable, enable, a new secret, another mode) applies to the very next
+/// request.
+async fn a_change_to_a_bot_reaches_its_webhook_at_once(backend: Backend) {
+    let s = setup(backend, "changes").await;
+    let bot = s.register("WEBHOOK").await;
+    let bot_id = bot["id"].as_str().unwrap().to_string();
+    let secret_of = |call: usize| {
+        s.fake.calls("setWebhook")[call].params["secret_token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let first = secret_of(0);
+    let post = |update_id: i64, secret: String| {
+        let body = Body::from(text_update(update_id, 7001, "Still for sale?").to_string());
+        let s = &s;
+        let bot_id = bot_id.clone();
+        async move { s.webhook(&bot_id, Some(&secret), body).await }
+    };
+    assert_eq!(post(1, first.clone()).await, StatusCode::OK);
+    assert_eq!(post(2, "wrong".into()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(3, first.clone()).await, StatusCode::OK);
+
+    let bot_mutation = |mutation: &'static str| {
+        let s = &s;
+        let bot_id = bot_id.clone();
+        async move {
+            ok(s.api
+                .gql(
+                    &s.dealer.token,
+                    &format!("mutation($id: ID!) {{ {mutation}(botId: $id) {{ enabled }} }}"),
+                    json!({ "id": bot_id }),
+                )
+                .await)
+        }
+    };
+    bot_mutation("disableBot").await;
+    assert_eq!(post(4, first.clone()).await, StatusCode::NOT_FOUND);
+    bot_mutation("enableBot").await;
+    assert_eq!(post(5, first.clone()).await, StatusCode::OK);
+
+    let update_mode = |mode: &'static str| {
+        let s = &s;
+        let bot_id = bot_id.clone();
+        async move {
+            ok(s.api
+                .gql(
+                    &s.dealer.token,
+                    "mutation($input: UpdateBotInput!) { updateBot(input: $input) { mode } }",
+                    json!({ "input": { "botId": bot_id, "mode": mode } }),
+                )
+                .await)
+        }
+    };
+    // Switching to WEBHOOK again gives the bot a new secret: the old one stops at once.
+    update_mode("WEBHOOK").await;
+    let second = secret_of(1);
+    assert_ne!(first, second);
+    assert_eq!(post(6, first.clone()).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(post(7, second.clone()).await, StatusCode::OK);
+    update_mode("POLLING").await;
+    assert_eq!(post(8, second).await, StatusCode::NOT_FOUND);
+
+    let conversation = s.eventually(7001, |c| c["messageCount"] == json!(4)).await;
+    // Newest first; each test update's message id is its update id.
+    let recorded: Vec<_> = conversation["messages"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["telegramMessageId"].as_i64().unwrap())
+        .collect();
+    assert_eq!(recorded, [7, 5, 3, 1], "the accepted updates, and only they");
     s.api.shutdown().await;
 }

@@ -202,13 +202,13 @@ impl BotsMutation {
             )
             .await
             .map_err(ApiError::from)?;
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         let api = bot_api(ctx, &token)?;
         let mut position = apply_mode(ctx, &api, bot, mode, webhook_secret.map(|(s, _)| s)).await?;
         if let Some(commands) = commands {
             position = set_menu(ctx, &api, bot, commands).await?.or(position);
         }
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         Ok(bot_node(ctx, bot).await?)
     }
 
@@ -239,7 +239,7 @@ impl BotsMutation {
                 },
             )
             .await?;
-            wait(ctx, position).await?;
+            wait(ctx, bot, position).await?;
             position = apply_mode(ctx, &api, bot, mode, secret.map(|(s, _)| s))
                 .await?
                 .or(position);
@@ -247,7 +247,7 @@ impl BotsMutation {
         if let Some(commands) = commands {
             position = set_menu(ctx, &api, bot, commands).await?.or(position);
         }
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         Ok(bot_node(ctx, bot).await?)
     }
 
@@ -282,12 +282,12 @@ impl BotsMutation {
             },
         )
         .await?;
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         let api = bot_api(ctx, &token)?;
         let position = apply_mode(ctx, &api, bot, mode, secret.map(|(s, _)| s))
             .await?
             .or(position);
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         Ok(bot_node(ctx, bot).await?)
     }
 
@@ -296,14 +296,14 @@ impl BotsMutation {
     async fn disable_bot(&self, ctx: &Context<'_>, bot_id: ID) -> async_graphql::Result<BotNode> {
         let bot = BotId(parse_id("botId", &bot_id)?);
         let position = bot_command(ctx, bot, TelegramBotCommand::DisableBot).await?;
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         Ok(bot_node(ctx, bot).await?)
     }
 
     async fn enable_bot(&self, ctx: &Context<'_>, bot_id: ID) -> async_graphql::Result<BotNode> {
         let bot = BotId(parse_id("botId", &bot_id)?);
         let position = bot_command(ctx, bot, TelegramBotCommand::EnableBot).await?;
-        wait(ctx, position).await?;
+        wait(ctx, bot, position).await?;
         Ok(bot_node(ctx, bot).await?)
     }
 }
@@ -478,8 +478,15 @@ async fn opened_api(ctx: &Context<'_>, bot: BotId) -> Result<BotApi, ApiError> {
         .map_err(|e| ApiError::internal(e.to_string()))
 }
 
-async fn wait(ctx: &Context<'_>, position: Option<LogPosition>) -> Result<(), ApiError> {
-    crate::app::shown(&services(ctx).bots, position, "bots list").await
+/// Waits until the bots list shows the change; the webhook then reads the bot afresh.
+async fn wait(
+    ctx: &Context<'_>,
+    bot: BotId,
+    position: Option<LogPosition>,
+) -> Result<(), ApiError> {
+    let shown = crate::app::shown(&services(ctx).bots, position, "bots list").await;
+    services(ctx).webhook_bots.forget(bot.0);
+    shown
 }
 
 async fn bot_node(ctx: &Context<'_>, bot: BotId) -> Result<BotNode, ApiError> {

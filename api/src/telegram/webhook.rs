@@ -6,15 +6,18 @@
 //! (the router's limit); 500 when the update could not be stored, so Telegram retries;
 //! else 200 once the update is in the log.
 
-use std::sync::Arc;
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cartie_projections::bots;
+use cartie_projections::bots::{self, BotCredentials};
 use cartie_telegram::read_json;
+use lru::LruCache;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -29,6 +32,111 @@ fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "ok": false, "description": message }))).into_response()
 }
 
+/// Bots' credentials as this process's webhook last accepted an update with them, trusted
+/// for at most [`WebhookBots::TRUSTED_FOR`] and only to accept: a request they would refuse
+/// (an unknown, disabled or polling bot, a wrong secret) is checked against the read model
+/// before it is refused. Bot changes made in this process forget the bot at once; one made
+/// by another process reaches this one's webhook within that second.
+pub struct WebhookBots {
+    entries: Mutex<LruCache<Uuid, (Instant, BotCredentials)>>,
+}
+
+impl Default for WebhookBots {
+    fn default() -> Self {
+        Self {
+            entries: Mutex::new(LruCache::new(Self::CAPACITY)),
+        }
+    }
+}
+
+impl WebhookBots {
+    pub const TRUSTED_FOR: Duration = Duration::from_secs(1);
+    const CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
+        Some(n) => n,
+        None => unreachable!(),
+    };
+
+    fn with<T>(&self, f: impl FnOnce(&mut LruCache<Uuid, (Instant, BotCredentials)>) -> T) -> T {
+        // Every use is one call into the LRU: a poisoned lock leaves it consistent.
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut entries)
+    }
+
+    fn recent(&self, bot: Uuid) -> Option<BotCredentials> {
+        self.with(|entries| match entries.get(&bot) {
+            Some((read_at, credentials)) if read_at.elapsed() < Self::TRUSTED_FOR => {
+                Some(credentials.clone())
+            }
+            _ => None,
+        })
+    }
+
+    fn keep(&self, read_at: Instant, credentials: BotCredentials) {
+        self.with(|entries| entries.put(credentials.bot_id, (read_at, credentials)));
+    }
+
+    /// After a change to the bot has reached the read model.
+    pub fn forget(&self, bot: Uuid) {
+        self.with(|entries| entries.pop(&bot));
+    }
+}
+
+/// Why the webhook does not take a request for a bot.
+enum Refusal {
+    NoSuchBot,
+    WrongSecret,
+    Unavailable,
+}
+
+/// Whether `bot` takes a request carrying `given` as its secret token.
+fn admits(services: &Services, bot: &BotCredentials, given: &[u8]) -> Result<(), Refusal> {
+    if !(bot.enabled && bot.mode == "WEBHOOK") {
+        return Err(Refusal::NoSuchBot);
+    }
+    let opened = services.open_bot(bot).map_err(|error| {
+        tracing::error!(bot = %bot.bot_id, %error, "webhook: cannot open the bot's secrets");
+        Refusal::Unavailable
+    })?;
+    let expected = opened
+        .webhook_secret
+        .as_ref()
+        .map(|s| s.expose_secret().as_bytes())
+        .unwrap_or_default();
+    if expected.is_empty() || !bool::from(given.ct_eq(expected)) {
+        return Err(Refusal::WrongSecret);
+    }
+    Ok(())
+}
+
+/// The bot the request is for, once it is admitted: from what this process read within
+/// the last second, else from the read model.
+async fn admitted(
+    services: &Services,
+    bot_id: Uuid,
+    given: &[u8],
+) -> Result<BotCredentials, Refusal> {
+    if let Some(bot) = services.webhook_bots.recent(bot_id) {
+        if admits(services, &bot, given).is_ok() {
+            return Ok(bot);
+        }
+    }
+    let read_at = Instant::now();
+    let bot = match bots::credentials(&services.db, bot_id).await {
+        Ok(Some(bot)) => bot,
+        Ok(None) => return Err(Refusal::NoSuchBot),
+        Err(error) => {
+            tracing::error!(%error, "webhook: bot lookup failed");
+            return Err(Refusal::Unavailable);
+        }
+    };
+    admits(services, &bot, given)?;
+    services.webhook_bots.keep(read_at, bot.clone());
+    Ok(bot)
+}
+
 pub async fn webhook(
     State(services): State<Arc<Services>>,
     Path(bot_id): Path<String>,
@@ -38,33 +146,16 @@ pub async fn webhook(
     let Ok(bot_id) = bot_id.parse::<Uuid>() else {
         return refuse(StatusCode::NOT_FOUND, "no such bot");
     };
-    let bot = match bots::credentials(&services.db, bot_id).await {
-        Ok(Some(bot)) if bot.enabled && bot.mode == "WEBHOOK" => bot,
-        Ok(_) => return refuse(StatusCode::NOT_FOUND, "no such bot"),
-        Err(error) => {
-            tracing::error!(%error, "webhook: bot lookup failed");
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again");
-        }
-    };
-    let opened = match services.open_bot(&bot) {
-        Ok(opened) => opened,
-        Err(error) => {
-            tracing::error!(bot = %bot_id, %error, "webhook: cannot open the bot's secrets");
-            return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again");
-        }
-    };
     let given = headers
         .get(SECRET_HEADER)
         .map(|v| v.as_bytes())
         .unwrap_or_default();
-    let expected = opened
-        .webhook_secret
-        .as_ref()
-        .map(|s| s.expose_secret().as_bytes())
-        .unwrap_or_default();
-    if expected.is_empty() || !bool::from(given.ct_eq(expected)) {
-        return refuse(StatusCode::UNAUTHORIZED, "wrong secret token");
-    }
+    let bot = match admitted(&services, bot_id, given).await {
+        Ok(bot) => bot,
+        Err(Refusal::NoSuchBot) => return refuse(StatusCode::NOT_FOUND, "no such bot"),
+        Err(Refusal::WrongSecret) => return refuse(StatusCode::UNAUTHORIZED, "wrong secret token"),
+        Err(Refusal::Unavailable) => return refuse(StatusCode::INTERNAL_SERVER_ERROR, "try again"),
+    };
     let inbound = match serde_json::from_slice(&body).and_then(|raw| read_json(&raw)) {
         Ok(inbound) => inbound,
         Err(error) => {
