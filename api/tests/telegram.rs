@@ -775,6 +775,10 @@ async fn a_change_to_a_bot_reaches_its_webhook_at_once(backend: Backend) {
         .iter()
         .map(|m| m["telegramMessageId"].as_i64().unwrap())
         .collect();
-    assert_eq!(recorded, [7, 5, 3, 1], "the accepted updates, and only they");
+    assert_eq!(
+        recorded,
+        [7, 5, 3, 1],
+        "the accepted updates, and only they"
+    );
     s.api.shutdown().await;
 }
