@@ -122,6 +122,29 @@ const INSERT_SNAPSHOT: &str = "INSERT INTO snapshots \
      (aggregate_type, aggregate_id, last_sequence, current_snapshot, payload) \
      VALUES ($1, $2, $3, 1, $4)";
 
+/// Runs [`UPDATE_SNAPSHOT`], then [`INSERT_SNAPSHOT`] if there was no row to replace, on a
+/// transaction of either backend (the statements and binds are the same on both).
+macro_rules! write_snapshot {
+    ($conn:expr, $aggregate_type:expr, $snapshot:expr, $last_sequence:expr) => {{
+        let updated = sqlx::query(UPDATE_SNAPSHOT)
+            .bind($aggregate_type)
+            .bind($snapshot.aggregate_id)
+            .bind($last_sequence)
+            .bind(&$snapshot.payload)
+            .execute($conn)
+            .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(INSERT_SNAPSHOT)
+                .bind($aggregate_type)
+                .bind($snapshot.aggregate_id)
+                .bind($last_sequence)
+                .bind(&$snapshot.payload)
+                .execute($conn)
+                .await?;
+        }
+    }};
+}
+
 async fn append_rows(
     db: &Database,
     aggregate_type: &str,
@@ -152,22 +175,7 @@ async fn append_rows(
                 Some(snapshot) => {
                     let mut tx = pool.begin().await?;
                     let positions = query.build_query_as().fetch_all(&mut *tx).await?;
-                    let updated = sqlx::query(UPDATE_SNAPSHOT)
-                        .bind(aggregate_type)
-                        .bind(snapshot.aggregate_id)
-                        .bind(last_sequence)
-                        .bind(&snapshot.payload)
-                        .execute(&mut *tx)
-                        .await?;
-                    if updated.rows_affected() == 0 {
-                        sqlx::query(INSERT_SNAPSHOT)
-                            .bind(aggregate_type)
-                            .bind(snapshot.aggregate_id)
-                            .bind(last_sequence)
-                            .bind(&snapshot.payload)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
+                    write_snapshot!(&mut *tx, aggregate_type, snapshot, last_sequence);
                     tx.commit().await?;
                     positions
                 }
@@ -204,23 +212,7 @@ async fn append_rows(
                         last = insert(event).fetch_one(&mut *tx).await?;
                     }
                     if let Some(snapshot) = snapshot {
-                        let payload = snapshot.payload.to_string();
-                        let updated = sqlx::query(UPDATE_SNAPSHOT)
-                            .bind(aggregate_type)
-                            .bind(snapshot.aggregate_id)
-                            .bind(last_sequence)
-                            .bind(&payload)
-                            .execute(&mut *tx)
-                            .await?;
-                        if updated.rows_affected() == 0 {
-                            sqlx::query(INSERT_SNAPSHOT)
-                                .bind(aggregate_type)
-                                .bind(snapshot.aggregate_id)
-                                .bind(last_sequence)
-                                .bind(&payload)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
+                        write_snapshot!(&mut *tx, aggregate_type, snapshot, last_sequence);
                     }
                     tx.commit().await?;
                     last
