@@ -564,7 +564,11 @@ async fn delivery_honours_retry_after_records_blocks_and_survives_a_crash(backen
 
     // Delivered, with Telegram's message id recorded.
     let sent = s.send(calm, "Yes, come and see it").await;
-    assert_eq!(sent["delivery"], json!("QUEUED"));
+    // The answer shows the message as the Inbox has it: the bot may have delivered it first.
+    assert!(
+        sent["delivery"] == json!("QUEUED") || sent["delivery"] == json!("DELIVERED"),
+        "{sent}"
+    );
     let conversation = s
         .eventually(calm, |c| {
             c["messages"]["nodes"][0]["delivery"] == json!("DELIVERED")
