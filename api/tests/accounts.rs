@@ -618,7 +618,7 @@ fn matrix() -> Vec<(&'static str, Case)> {
         ("assignConversation", Targets("mutation($conversation: ID!) { assignConversation(conversationId: $conversation) { id } }")),
         ("closeConversation", Targets("mutation($conversation: ID!) { closeConversation(conversationId: $conversation) { id } }")),
         ("reopenConversation", Targets("mutation($conversation: ID!) { reopenConversation(conversationId: $conversation) { id } }")),
-        ("recordInboundMessage", OwnWorkspace("mutation { recordInboundMessage(input: { botId: \"0190c2a4-6f3e-7a1b-9c2d-000000000b07\", chatId: 42, updateId: 1, telegramMessageId: 1, from: { firstName: \"Buyer\" }, content: { kind: TEXT, text: \"hello\" }, sentAt: \"2026-11-22T10:00:00Z\" }) { id } }")),
+        ("recordInboundMessage", OwnWorkspace("mutation { recordInboundMessage(input: { botId: \"0190c2a4-6f3e-7a1b-9c2d-000000000b07\", chatId: 42, updateId: 1, telegramMessageId: 1, from: { firstName: \"Buyer\" }, content: { kind: TEXT, text: \"hello\" }, sentAt: \"2026-11-22T10:00:00Z\" }) { conversationId } }")),
         ("recordBotBlocked", Targets("mutation($bot: ID!) { recordBotBlocked(botId: $bot, chatId: 42, updateId: 99) { id } }")),
         ("captureLead", Targets("mutation($conversation: ID!) { captureLead(input: { name: \"taken\", conversationId: $conversation }) { id } }")),
         ("changeLeadStatus", Targets("mutation($lead: ID!) { changeLeadStatus(id: $lead, status: CONTACTED) { id } }")),
@@ -745,10 +745,10 @@ async fn the_isolation_matrix_covers_every_operation_of_the_schema(backend: Back
             &a_bot_token,
             "mutation($bot: ID!) { recordInboundMessage(input: { botId: $bot, chatId: 42, updateId: 7, \
              telegramMessageId: 70, from: { firstName: \"Olha\", username: \"olha_buys\" }, \
-             content: { kind: TEXT, text: \"Is the Camry available?\" }, sentAt: \"2026-11-22T10:00:00Z\" }) { id } }",
+             content: { kind: TEXT, text: \"Is the Camry available?\" }, sentAt: \"2026-11-22T10:00:00Z\" }) { conversation { id } } }",
             json!({ "bot": a_bot }),
         )
-        .await)["recordInboundMessage"]["id"]
+        .await)["recordInboundMessage"]["conversation"]["id"]
         .clone();
     let lead = ok(api
         .gql(

@@ -17,6 +17,7 @@ use support::{code, field, ok, Api, Dealer};
 cartie_store::on_both_backends!(
     a_repeated_update_is_one_message_and_unread_counts_follow_read_marks,
     conversations_are_ordered_filtered_and_searched,
+    a_phrase_search_finds_exactly_the_conversations_whose_messages_hold_it,
     operators_answer_in_every_kind_and_bad_messages_are_refused,
     a_long_conversation_keeps_every_message_in_order,
     leads_move_through_the_pipeline_with_a_readable_timeline,
@@ -28,8 +29,8 @@ const BOT: &str = "0190c2a4-6f3e-7a1b-9c2d-0000000000b1";
 const OTHER_BOT: &str = "0190c2a4-6f3e-7a1b-9c2d-0000000000b2";
 
 const RECORD: &str =
-    "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { \
-    id messageCount unreadCount lastMessagePreview contact { displayName username } } }";
+    "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { conversationId \
+    conversation { id messageCount unreadCount lastMessagePreview contact { displayName username } } } }";
 
 const CONVERSATION: &str = "query($id: ID!, $before: Int, $last: Int) { conversation(id: $id) { \
     id messageCount unreadCount closed blocked assigneeId leadStatus lastMessagePreview \
@@ -75,7 +76,9 @@ impl Inbox {
                 } }),
             )
             .await;
-        ok(response)["recordInboundMessage"].clone()
+        let receipt = ok(response)["recordInboundMessage"].clone();
+        assert_eq!(receipt["conversationId"], receipt["conversation"]["id"]);
+        receipt["conversation"].clone()
     }
 
     /// An operator's query or mutation, asserting it succeeded.
@@ -269,6 +272,75 @@ async fn conversations_are_ordered_filtered_and_searched(backend: Backend) {
         after = page["endCursor"].as_str().map(str::to_string);
     }
     assert_eq!(seen, ["Ivan", "Taras", "Olena"]);
+    inbox.api.shutdown().await;
+}
+
+/// Searches of several words look up their rare whole words first on PostgreSQL (ADR 0018);
+/// whichever way a search is answered, it finds what a substring match finds.
+async fn a_phrase_search_finds_exactly_the_conversations_whose_messages_hold_it(backend: Backend) {
+    let inbox = Inbox::new(backend, "phrase-motors").await;
+    let texts = [
+        "Is car 512 in chat 9 still available?",
+        "is CAR 512 in chat 90 still there",
+        "oscar 512 in chat 9",
+        "car 5120 in chat 9",
+        "car 512 in chat",
+        "car 512  in chat 9",
+        "Продам камрі 2019 року, торг",
+        "trade-in for my golf 4runner please",
+        "email me at b@c.ua today",
+        "car 512.5 in chat 9",
+        "price 512 in chat 77",
+    ];
+    let names: Vec<String> = (0..texts.len()).map(|i| format!("Client{i}")).collect();
+    for (i, text) in texts.iter().enumerate() {
+        let chat = 100 + i as i64;
+        inbox.inbound(BOT, chat, chat, &names[i], text).await;
+    }
+    let searches = [
+        "car 512 in chat 9",
+        "512 in chat",
+        "Продам КАМРІ 2019",
+        "продам камрі 2019 року",
+        "for my golf 4runner",
+        "at b@c.ua today",
+        "chat 9 still",
+        "in chat 7",
+        "car 512 in chat 9 still there",
+        "512.5 in chat",
+    ];
+    let check = |stage: &'static str| {
+        let inbox = &inbox;
+        let names = &names;
+        async move {
+            for search in searches {
+                let mut found = inbox.list(json!({ "search": search })).await;
+                found.sort();
+                let mut expected: Vec<String> = texts
+                    .iter()
+                    .zip(names)
+                    .filter(|(text, _)| text.to_lowercase().contains(&search.to_lowercase()))
+                    .map(|(_, name)| name.clone())
+                    .collect();
+                expected.sort();
+                assert!(
+                    !expected.is_empty() || search.ends_with("there"),
+                    "{search}"
+                );
+                assert_eq!(found, expected, "{stage}: {search:?}");
+            }
+        }
+    };
+    // Without statistics every word is rare; once analysed, these few messages make every
+    // word common and the searches go by pattern.
+    check("before statistics").await;
+    if backend == Backend::Postgres {
+        let db = &inbox.api.test.db;
+        cartie_store::on_pool!(db, pool => {
+            sqlx::query("ANALYZE inbox_messages").execute(pool).await.unwrap();
+        });
+        check("with statistics").await;
+    }
     inbox.api.shutdown().await;
 }
 

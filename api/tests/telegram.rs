@@ -651,7 +651,7 @@ async fn a_conversation_naming_another_workspaces_bot_never_reaches_its_token(ba
         .api
         .gql(
             &integration,
-            "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { id } }",
+            "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { conversation { id } } }",
             json!({ "input": {
                 "botId": bot.to_string(), "chatId": chat, "updateId": 1, "telegramMessageId": 1,
                 "from": { "firstName": "Mallory" },
@@ -659,7 +659,7 @@ async fn a_conversation_naming_another_workspaces_bot_never_reaches_its_token(ba
                 "sentAt": "2026-12-01T10:00:00Z",
             } }),
         )
-        .await)["recordInboundMessage"]["id"]
+        .await)["recordInboundMessage"]["conversation"]["id"]
         .clone();
     ok(s.api
         .gql(

@@ -4,7 +4,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use async_graphql::{ComplexObject, Context, Enum, InputObject, OneofObject, SimpleObject, ID};
+use async_graphql::{
+    ComplexObject, Context, Enum, InputObject, Object, OneofObject, SimpleObject, ID,
+};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, Utc};
@@ -25,7 +27,7 @@ use cartie_projections::inbox::queries::{
 };
 use cartie_projections::leads::queries::{self as leads, LeadFilter};
 use cartie_projections::leads::LeadRow;
-use cartie_store::EventLog;
+use cartie_store::{EventLog, LogPosition};
 
 use super::inventory::{MoneyAmount, MoneyInput};
 use super::{caller, parse_id, services, RequestContext, WebSocketSession};
@@ -747,6 +749,32 @@ async fn conversation_command(
     conversation_node(ctx, conversation).await
 }
 
+/// What an integration learns when it records an inbound message: the message is in the
+/// log (or was already, for a repeated update). That is all an integration needs to
+/// acknowledge an update, so the answer waits for the Inbox only when `conversation` is
+/// asked for.
+pub struct InboundMessageReceipt {
+    conversation_id: Uuid,
+    /// Where the conversation's newest event stands in the log (the message's, or an
+    /// earlier one when the update had been recorded before).
+    position: Option<LogPosition>,
+}
+
+#[Object]
+impl InboundMessageReceipt {
+    /// The conversation of the bot and chat.
+    async fn conversation_id(&self) -> ID {
+        ID(self.conversation_id.to_string())
+    }
+
+    /// The conversation as the Inbox shows it with this message (waits until the Inbox has
+    /// caught up, as mutations do).
+    async fn conversation(&self, ctx: &Context<'_>) -> async_graphql::Result<ConversationNode> {
+        shown(&services(ctx).inbox, self.position, "inbox").await?;
+        Ok(conversation_node(ctx, self.conversation_id).await?)
+    }
+}
+
 async fn conversation_node(ctx: &Context<'_>, id: Uuid) -> Result<ConversationNode, ApiError> {
     let workspace = caller(ctx)?.principal.workspace_id;
     inbox::conversation(&services(ctx).db, workspace.0, id)
@@ -1008,11 +1036,13 @@ impl InboxMutation {
     }
 
     /// Records a message a buyer sent to a bot (for Telegram adapters, with an API token).
+    /// Answers once the message is in the log; the receipt's `conversation` waits for the
+    /// Inbox to show it.
     async fn record_inbound_message(
         &self,
         ctx: &Context<'_>,
         input: InboundMessageInput,
-    ) -> async_graphql::Result<ConversationNode> {
+    ) -> async_graphql::Result<InboundMessageReceipt> {
         let caller = caller(ctx)?;
         let content = input.content.parse(true)?;
         let bot = BotId(parse_id("botId", &input.bot_id)?);
@@ -1048,8 +1078,10 @@ impl InboxMutation {
             )
             .await
             .map_err(ApiError::from)?;
-        shown(&services.inbox, position, "inbox").await?;
-        Ok(conversation_node(ctx, conversation.0).await?)
+        Ok(InboundMessageReceipt {
+            conversation_id: conversation.0,
+            position,
+        })
     }
 
     /// Records that the buyer blocked the bot (for Telegram adapters, with an API token).

@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context};
 use cartie_domain::workspace::Slug;
 use cartie_domain::WorkspaceId;
-use cartie_store::Database;
+use cartie_store::{on_pool, Database};
 use serde_json::json;
 use uuid::Uuid;
 
 use super::{percentile, post};
 
-const RECORD: &str = "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { messageCount } }";
+/// What an adapter asks: the acknowledgement that the message is in the log.
+const RECORD: &str = "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { conversationId } }";
+/// Recording and then reading the conversation as the Inbox shows the message.
+const RECORD_SHOWN: &str = "mutation($input: InboundMessageInput!) { recordInboundMessage(input: $input) { conversation { messageCount } } }";
 const BOT: &str = "0190c2a4-6f3e-7a1b-9c2d-00000000be01";
 
 fn message(chat: u64, update: u64) -> serde_json::Value {
@@ -26,16 +29,34 @@ fn message(chat: u64, update: u64) -> serde_json::Value {
     } })
 }
 
+async fn messages_in_inbox(db: &Database) -> anyhow::Result<i64> {
+    Ok(on_pool!(db, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM inbox_messages")
+            .fetch_one(pool)
+            .await?
+    }))
+}
+
+/// Clients record messages for `seconds`; the rate counts every acknowledged message over
+/// the time until the Inbox shows them all (command → event → Inbox row).
 pub async fn ingest(
     url: String,
     token: String,
+    database_url: String,
     clients: usize,
     seconds: u64,
     conversations: u64,
 ) -> anyhow::Result<()> {
+    let db = Database::connect(&database_url, 2)
+        .await
+        .context("connect")?;
+    let before = messages_in_inbox(&db).await?;
     let http = reqwest::Client::new();
     let endpoint = format!("{url}/graphql");
-    let next = Arc::new(AtomicU64::new(1));
+    // Update ids above any an earlier run on this server sent: a conversation takes an id
+    // at or below the ones it has seen for a repeat, which records nothing.
+    let first_update = chrono::Utc::now().timestamp() as u64 * 100_000;
+    let next = Arc::new(AtomicU64::new(first_update));
     let errors = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -70,7 +91,24 @@ pub async fn ingest(
     for worker in workers {
         latencies.extend(worker.await?);
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let acknowledged = started.elapsed();
+    ensure!(errors.load(Ordering::Relaxed) == 0, "some messages failed");
+    let expected = before + latencies.len() as i64;
+    let give_up = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen = messages_in_inbox(&db).await?;
+        if seen >= expected {
+            break;
+        }
+        ensure!(
+            Instant::now() < give_up,
+            "the Inbox shows {} of {} messages",
+            seen - before,
+            latencies.len()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let elapsed = started.elapsed();
     latencies.sort();
     println!(
         "{}",
@@ -78,14 +116,13 @@ pub async fn ingest(
             "clients": clients,
             "conversations": conversations,
             "messages": latencies.len(),
-            "errors": errors.load(Ordering::Relaxed),
-            "seconds": elapsed,
-            "messages_per_second": latencies.len() as f64 / elapsed,
+            "seconds": elapsed.as_secs_f64(),
+            "messages_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
             "p50_ms": percentile(&latencies, 0.50),
             "p99_ms": percentile(&latencies, 0.99),
+            "shown_after_last_ms": (elapsed - acknowledged).as_secs_f64() * 1000.0,
         })
     );
-    ensure!(errors.load(Ordering::Relaxed) == 0, "some messages failed");
     Ok(())
 }
 
@@ -106,7 +143,14 @@ pub async fn growth(
     let mut latencies = Vec::with_capacity(messages);
     for update in 1..=messages as u64 {
         let t = Instant::now();
-        post(&http, &endpoint, &token, RECORD, message(chat, update)).await?;
+        post(
+            &http,
+            &endpoint,
+            &token,
+            RECORD_SHOWN,
+            message(chat, update),
+        )
+        .await?;
         latencies.push(t.elapsed());
     }
     let median = |slice: &[Duration]| {

@@ -71,6 +71,9 @@ enum Cmd {
         url: String,
         #[arg(long)]
         token: String,
+        /// The server's database, to see when the Inbox shows every message.
+        #[arg(long)]
+        database_url: String,
         #[arg(long)]
         clients: usize,
         #[arg(long, default_value_t = 10)]
@@ -191,10 +194,11 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Ingest {
             url,
             token,
+            database_url,
             clients,
             seconds,
             conversations,
-        } => inbox_bench::ingest(url, token, clients, seconds, conversations).await,
+        } => inbox_bench::ingest(url, token, database_url, clients, seconds, conversations).await,
         Cmd::Growth {
             url,
             token,
