@@ -63,13 +63,14 @@ pub async fn list(db: &Database, workspace: Uuid) -> Result<Vec<BotRow>, sqlx::E
 
 /// One bot of a workspace.
 pub async fn get(db: &Database, workspace: Uuid, bot: Uuid) -> Result<Option<BotRow>, sqlx::Error> {
-    on_pool!(db, pool => {
-        sqlx::query_as(&format!("{ROW_SELECT} WHERE b.workspace_id = $1 AND b.bot_id = $2"))
-            .bind(workspace)
+    // By the primary key alone, the workspace checked on the row (ADR 0019).
+    let row: Option<BotRow> = on_pool!(db, pool => {
+        sqlx::query_as(&format!("{ROW_SELECT} WHERE b.bot_id = $1"))
             .bind(bot)
             .fetch_optional(pool)
             .await
-    })
+    })?;
+    Ok(row.filter(|r| r.workspace_id == workspace))
 }
 
 /// A bot's sealed credentials, whichever workspace it belongs to (for adapters).

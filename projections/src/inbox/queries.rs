@@ -232,8 +232,11 @@ pub async fn conversation(
     workspace: Uuid,
     id: Uuid,
 ) -> Result<Option<ConversationRow>, sqlx::Error> {
-    let sql = format!("{CONVERSATION_SELECT} WHERE c.workspace_id = $1 AND c.conversation_id = $2");
-    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(id).fetch_optional(pool).await)
+    // By the primary key alone, the workspace checked on the row (ADR 0019).
+    let sql = format!("{CONVERSATION_SELECT} WHERE c.conversation_id = $1");
+    let row: Option<ConversationRow> =
+        on_pool!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+    Ok(row.filter(|r| r.workspace_id == workspace))
 }
 
 /// Conversations of the workspace changed after `position`, oldest change first.

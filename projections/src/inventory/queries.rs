@@ -173,13 +173,14 @@ pub async fn get(
     workspace: Uuid,
     listing_id: Uuid,
 ) -> Result<Option<ListingRow>, sqlx::Error> {
-    on_pool!(db, pool => {
-        sqlx::query_as(&format!("{SELECT_LISTINGS} WHERE workspace_id = $1 AND listing_id = $2"))
-            .bind(workspace)
+    // By the primary key alone, the workspace checked on the row (ADR 0019).
+    let row: Option<ListingRow> = on_pool!(db, pool => {
+        sqlx::query_as(&format!("{SELECT_LISTINGS} WHERE listing_id = $1"))
             .bind(listing_id)
             .fetch_optional(pool)
             .await
-    })
+    })?;
+    Ok(row.filter(|r| r.workspace_id == workspace))
 }
 
 /// The prices a listing has had, oldest first.

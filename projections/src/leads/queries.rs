@@ -65,6 +65,9 @@ pub async fn list(
 }
 
 pub async fn get(db: &Database, workspace: Uuid, id: Uuid) -> Result<Option<LeadRow>, sqlx::Error> {
-    let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE workspace_id = $1 AND lead_id = $2");
-    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(id).fetch_optional(pool).await)
+    // By the primary key alone, the workspace checked on the row (ADR 0019).
+    let sql = format!("SELECT {LEAD_COLUMNS} FROM leads WHERE lead_id = $1");
+    let row: Option<LeadRow> =
+        on_pool!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+    Ok(row.filter(|r| r.workspace_id == workspace))
 }

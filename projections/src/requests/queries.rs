@@ -133,10 +133,11 @@ pub async fn get(
     workspace: Uuid,
     id: Uuid,
 ) -> Result<Option<RequestRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {REQUEST_COLUMNS} FROM requests WHERE workspace_id = $1 AND request_id = $2"
-    );
-    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(id).fetch_optional(pool).await)
+    // By the primary key alone, the workspace checked on the row (ADR 0019).
+    let sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE request_id = $1");
+    let row: Option<RequestRow> =
+        on_pool!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+    Ok(row.filter(|r| r.workspace_id == workspace))
 }
 
 /// The variants of a request, in the order they were offered; only `partner`'s when given.
@@ -287,10 +288,11 @@ pub async fn partner(
     workspace: Uuid,
     id: Uuid,
 ) -> Result<Option<PartnerRow>, sqlx::Error> {
-    let sql = format!(
-        "SELECT {PARTNER_COLUMNS} FROM partners WHERE workspace_id = $1 AND partner_id = $2"
-    );
-    on_pool!(db, pool => sqlx::query_as(&sql).bind(workspace).bind(id).fetch_optional(pool).await)
+    // By the primary key alone, the workspace checked on the row (ADR 0019).
+    let sql = format!("SELECT {PARTNER_COLUMNS} FROM partners WHERE partner_id = $1");
+    let row: Option<PartnerRow> =
+        on_pool!(db, pool => sqlx::query_as(&sql).bind(id).fetch_optional(pool).await)?;
+    Ok(row.filter(|r| r.workspace_id == workspace))
 }
 
 /// Where the request's row last changed (it or one of its variants): `None` when unknown.
