@@ -25,10 +25,12 @@ use cartie_projections::{ProjectionProgress, ProjectionRunner, Projector};
 use cartie_store::{CommandBus, Database, LogNotifier, LogPosition};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-use crate::accounts::Throttle;
+use crate::accounts::{PresentedApiToken, Throttle};
 use crate::auth::TokenKeys;
 use crate::error::ApiError;
+use crate::recent::Recent;
 use crate::secrets::SecretKey;
 use crate::telegram::webhook::WebhookBots;
 use crate::telegram::{BotClients, OpenBotError, OpenedBot, TelegramSettings, UpdateMarks};
@@ -80,7 +82,15 @@ pub struct Services {
     pub telegram_clients: BotClients,
     pub update_marks: UpdateMarks,
     pub webhook_bots: WebhookBots,
+    pub recent_api_tokens: Recent<Uuid, PresentedApiToken>,
 }
+
+/// How many API tokens each process remembers having read (least recently used forgotten
+/// first).
+const RECENT_API_TOKENS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(1024) {
+    Some(n) => n,
+    None => unreachable!(),
+};
 
 /// How long a mutation waits for the read model it answers from.
 pub const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
@@ -219,6 +229,7 @@ impl App {
             telegram_clients: BotClients::default(),
             update_marks: UpdateMarks::default(),
             webhook_bots: WebhookBots::default(),
+            recent_api_tokens: Recent::new(RECENT_API_TOKENS),
         });
         runners.push(tokio::spawn(UpdateMarks::run(
             services.clone(),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod keyfile;
+pub mod recent;
 pub mod secrets;
 pub mod seed;
 pub mod telegram;

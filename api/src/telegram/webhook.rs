@@ -7,8 +7,7 @@
 //! else 200 once the update is in the log.
 
 use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -17,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cartie_projections::bots::{self, BotCredentials};
 use cartie_telegram::read_json;
-use lru::LruCache;
 use secrecy::ExposeSecret;
 use serde_json::json;
 use subtle::ConstantTimeEq;
@@ -25,6 +23,7 @@ use uuid::Uuid;
 
 use super::ingest::{ingest, Ingested};
 use crate::app::Services;
+use crate::recent::Recent;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
@@ -33,54 +32,25 @@ fn refuse(status: StatusCode, message: &str) -> Response {
 }
 
 /// Bots' credentials as this process's webhook last accepted an update with them, trusted
-/// for at most [`WebhookBots::TRUSTED_FOR`] and only to accept: a request they would refuse
-/// (an unknown, disabled or polling bot, a wrong secret) is checked against the read model
-/// before it is refused. Bot changes made in this process forget the bot at once; one made
-/// by another process reaches this one's webhook within that second.
-pub struct WebhookBots {
-    entries: Mutex<LruCache<Uuid, (Instant, BotCredentials)>>,
-}
+/// only to accept (ADR 0017): a request they would refuse (an unknown, disabled or polling
+/// bot, a wrong secret) is checked against the read model before it is refused.
+pub struct WebhookBots(Recent<Uuid, BotCredentials>);
 
 impl Default for WebhookBots {
     fn default() -> Self {
-        Self {
-            entries: Mutex::new(LruCache::new(Self::CAPACITY)),
-        }
+        Self(Recent::new(Self::CAPACITY))
     }
 }
 
 impl WebhookBots {
-    pub const TRUSTED_FOR: Duration = Duration::from_secs(1);
     const CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
         Some(n) => n,
         None => unreachable!(),
     };
 
-    fn with<T>(&self, f: impl FnOnce(&mut LruCache<Uuid, (Instant, BotCredentials)>) -> T) -> T {
-        // Every use is one call into the LRU: a poisoned lock leaves it consistent.
-        let mut entries = self
-            .entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        f(&mut entries)
-    }
-
-    fn recent(&self, bot: Uuid) -> Option<BotCredentials> {
-        self.with(|entries| match entries.get(&bot) {
-            Some((read_at, credentials)) if read_at.elapsed() < Self::TRUSTED_FOR => {
-                Some(credentials.clone())
-            }
-            _ => None,
-        })
-    }
-
-    fn keep(&self, read_at: Instant, credentials: BotCredentials) {
-        self.with(|entries| entries.put(credentials.bot_id, (read_at, credentials)));
-    }
-
     /// After a change to the bot has reached the read model.
     pub fn forget(&self, bot: Uuid) {
-        self.with(|entries| entries.pop(&bot));
+        self.0.forget(&bot);
     }
 }
 
@@ -118,12 +88,12 @@ async fn admitted(
     bot_id: Uuid,
     given: &[u8],
 ) -> Result<BotCredentials, Refusal> {
-    if let Some(bot) = services.webhook_bots.recent(bot_id) {
+    if let Some(bot) = services.webhook_bots.0.get(&bot_id) {
         if admits(services, &bot, given).is_ok() {
             return Ok(bot);
         }
     }
-    let read_at = Instant::now();
+    let read = services.webhook_bots.0.start_read();
     let bot = match bots::credentials(&services.db, bot_id).await {
         Ok(Some(bot)) => bot,
         Ok(None) => return Err(Refusal::NoSuchBot),
@@ -133,7 +103,7 @@ async fn admitted(
         }
     };
     admits(services, &bot, given)?;
-    services.webhook_bots.keep(read_at, bot.clone());
+    services.webhook_bots.0.keep(read, bot_id, bot.clone());
     Ok(bot)
 }
 
