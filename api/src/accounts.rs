@@ -136,7 +136,8 @@ pub struct SessionTokens {
 
 /// Establishes the caller from a bearer token (an access token or an API token), checked
 /// against the directory on every request: a disabled member, a revoked token or an ended
-/// session stops working at once.
+/// session stops working at once (an integration's API token, in another process, within a
+/// second: ADR 0020).
 pub async fn authenticate(services: &Services, token: &str) -> Result<Principal, ApiError> {
     if token.starts_with(OpaqueToken::API_TOKEN) {
         return authenticate_api_token(services, token).await;
