@@ -20,6 +20,7 @@ use support::{code, field, ok, Api, Dealer, PASSWORD};
 cartie_store::on_both_backends!(
     sign_in_refresh_rotation_and_sign_out,
     a_disabled_member_and_a_revoked_api_token_stop_working_at_once,
+    a_token_revoked_through_another_server_stops_working_there_within_a_second,
     roles_gate_administration_but_every_member_uses_every_module,
     the_isolation_matrix_covers_every_operation_of_the_schema,
     seeds_are_idempotent,
@@ -219,6 +220,51 @@ async fn repeated_attempts_are_throttled_per_e_mail_and_per_client_address() {
         .post_from(None, axum::body::Body::from(body.to_string()), Some(other))
         .await;
     assert_eq!(code(&response), "UNAUTHENTICATED");
+    api.shutdown().await;
+}
+
+/// An integration's token is accepted on what a server read within the last second
+/// (ADR 0020): revoked through another server on the same database, it is refused by that
+/// one at once and by this one within a second.
+async fn a_token_revoked_through_another_server_stops_working_there_within_a_second(
+    backend: Backend,
+) {
+    let mut api = Api::new(backend).await;
+    let dealer = api.dealer("revoke-motors").await;
+    let created = ok(api
+        .gql(
+            &dealer.token,
+            "mutation { createApiToken(name: \"Adapter\") { token apiToken { id } } }",
+            json!({}),
+        )
+        .await)["createApiToken"]
+        .clone();
+    let token = created["token"].as_str().unwrap().to_string();
+    let listings = "{ listings { totalCount } }";
+    let (status, _) = api.request(Some(&token), listings, json!({})).await;
+    assert_eq!(status.as_u16(), 200, "this server has now read the token");
+
+    let other = cartie_api::app::App::start_with(
+        api.test.db.clone(),
+        support::test_keys(),
+        Throttle::default(),
+    );
+    let this_router = std::mem::replace(&mut api.router, other.router());
+    ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }",
+            json!({ "id": created["apiToken"]["id"] }),
+        )
+        .await);
+    let (status, _) = api.request(Some(&token), listings, json!({})).await;
+    assert_eq!(status.as_u16(), 401, "refused at once where it was revoked");
+    other.shutdown().await;
+
+    api.router = this_router;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let (status, body) = api.request(Some(&token), listings, json!({})).await;
+    assert_eq!(status.as_u16(), 401, "refused here a second later: {body}");
     api.shutdown().await;
 }
 

@@ -38,7 +38,7 @@ pub struct Api {
     pub telegram: Option<TelegramSettings>,
 }
 
-fn test_keys() -> Keys {
+pub fn test_keys() -> Keys {
     Keys {
         tokens: TokenKeys::new(&SecretString::from("test-secret-".repeat(4))),
         secrets: SecretKey::from_hex(&SecretString::from("ab".repeat(32)), "test").unwrap(),
