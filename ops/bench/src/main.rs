@@ -6,11 +6,13 @@
 //! command bus, to give the replay benchmark a log of a known size.
 //!
 //! `cartie-bench ingest`: N concurrent integrations record inbound messages over HTTP
-//! (`recordInboundMessage`, which answers once the Inbox shows the message) across many
-//! conversations; prints messages/s with p50/p99.
+//! (`recordInboundMessage`, answered once the message is in the log) across many
+//! conversations; prints messages/s until the Inbox shows every one of them, with p50/p99
+//! of the acknowledgement.
 //!
-//! `cartie-bench growth`: one conversation grows message by message; prints the median
-//! latency of the first and the last window of messages, and their ratio.
+//! `cartie-bench growth`: one conversation grows message by message, each answered once the
+//! Inbox shows it; prints the median latency of the first and the last window of messages,
+//! and their ratio.
 //!
 //! `cartie-bench seed-inbox`: fills the Inbox read model of a workspace with N conversations
 //! and M messages (rows written directly, in bulk), for the query benchmark.
