@@ -32,7 +32,6 @@ use crate::auth::TokenKeys;
 use crate::error::ApiError;
 use crate::recent::Recent;
 use crate::secrets::SecretKey;
-use crate::telegram::webhook::WebhookBots;
 use crate::telegram::{BotClients, OpenBotError, OpenedBot, TelegramSettings, UpdateMarks};
 
 /// Every projection the platform runs, by name.
@@ -81,16 +80,13 @@ pub struct Services {
     pub telegram: TelegramSettings,
     pub telegram_clients: BotClients,
     pub update_marks: UpdateMarks,
-    pub webhook_bots: WebhookBots,
+    /// Bots' credentials as this process's webhook last accepted an update with them,
+    /// trusted only to accept (ADR 0017): a request they would refuse (an unknown, disabled
+    /// or polling bot, a wrong secret) is checked against the read model first.
+    pub webhook_bots: Recent<Uuid, BotCredentials>,
+    /// Integration API tokens this process read (ADR 0020).
     pub recent_api_tokens: Recent<Uuid, PresentedApiToken>,
 }
-
-/// How many API tokens each process remembers having read (least recently used forgotten
-/// first).
-const RECENT_API_TOKENS: std::num::NonZeroUsize = match std::num::NonZeroUsize::new(1024) {
-    Some(n) => n,
-    None => unreachable!(),
-};
 
 /// How long a mutation waits for the read model it answers from.
 pub const READ_YOUR_WRITES: Duration = Duration::from_secs(5);
@@ -228,8 +224,8 @@ impl App {
             telegram,
             telegram_clients: BotClients::default(),
             update_marks: UpdateMarks::default(),
-            webhook_bots: WebhookBots::default(),
-            recent_api_tokens: Recent::new(RECENT_API_TOKENS),
+            webhook_bots: Recent::default(),
+            recent_api_tokens: Recent::default(),
         });
         runners.push(tokio::spawn(UpdateMarks::run(
             services.clone(),

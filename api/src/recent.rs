@@ -27,10 +27,18 @@ pub struct ReadStarted {
     forgets: u64,
 }
 
+impl<K: Hash + Eq, V: Clone> Default for Recent<K, V> {
+    fn default() -> Self {
+        Self::new(Self::CAPACITY)
+    }
+}
+
 impl<K: Hash + Eq, V: Clone> Recent<K, V> {
     pub const TRUSTED_FOR: Duration = Duration::from_secs(1);
+    /// Keys kept per process, the least recently used forgotten first.
+    const CAPACITY: NonZeroUsize = NonZeroUsize::new(1024).unwrap();
 
-    pub fn new(capacity: NonZeroUsize) -> Self {
+    fn new(capacity: NonZeroUsize) -> Self {
         Self {
             state: Mutex::new(State {
                 entries: LruCache::new(capacity),

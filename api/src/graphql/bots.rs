@@ -485,7 +485,7 @@ async fn wait(
     position: Option<LogPosition>,
 ) -> Result<(), ApiError> {
     let shown = crate::app::shown(&services(ctx).bots, position, "bots list").await;
-    services(ctx).webhook_bots.forget(bot.0);
+    services(ctx).webhook_bots.forget(&bot.0);
     shown
 }
 

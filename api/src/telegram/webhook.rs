@@ -6,7 +6,6 @@
 //! (the router's limit); 500 when the update could not be stored, so Telegram retries;
 //! else 200 once the update is in the log.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -23,35 +22,11 @@ use uuid::Uuid;
 
 use super::ingest::{ingest, Ingested};
 use crate::app::Services;
-use crate::recent::Recent;
 
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
 
 fn refuse(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "ok": false, "description": message }))).into_response()
-}
-
-/// Bots' credentials as this process's webhook last accepted an update with them, trusted
-/// only to accept (ADR 0017): a request they would refuse (an unknown, disabled or polling
-/// bot, a wrong secret) is checked against the read model before it is refused.
-pub struct WebhookBots(Recent<Uuid, BotCredentials>);
-
-impl Default for WebhookBots {
-    fn default() -> Self {
-        Self(Recent::new(Self::CAPACITY))
-    }
-}
-
-impl WebhookBots {
-    const CAPACITY: NonZeroUsize = match NonZeroUsize::new(1024) {
-        Some(n) => n,
-        None => unreachable!(),
-    };
-
-    /// After a change to the bot has reached the read model.
-    pub fn forget(&self, bot: Uuid) {
-        self.0.forget(&bot);
-    }
 }
 
 /// Why the webhook does not take a request for a bot.
@@ -88,12 +63,12 @@ async fn admitted(
     bot_id: Uuid,
     given: &[u8],
 ) -> Result<BotCredentials, Refusal> {
-    if let Some(bot) = services.webhook_bots.0.get(&bot_id) {
+    if let Some(bot) = services.webhook_bots.get(&bot_id) {
         if admits(services, &bot, given).is_ok() {
             return Ok(bot);
         }
     }
-    let read = services.webhook_bots.0.start_read();
+    let read = services.webhook_bots.start_read();
     let bot = match bots::credentials(&services.db, bot_id).await {
         Ok(Some(bot)) => bot,
         Ok(None) => return Err(Refusal::NoSuchBot),
@@ -103,7 +78,7 @@ async fn admitted(
         }
     };
     admits(services, &bot, given)?;
-    services.webhook_bots.0.keep(read, bot_id, bot.clone());
+    services.webhook_bots.keep(read, bot_id, bot.clone());
     Ok(bot)
 }
 
