@@ -78,9 +78,9 @@ pub struct ConversationCursor {
     pub conversation_id: Uuid,
 }
 
+/// A LIKE pattern matching `search` (already lower-cased) anywhere.
 fn like_pattern(search: &str) -> String {
     let escaped = search
-        .to_lowercase()
         .replace('\\', "\\\\")
         .replace('%', "\\%")
         .replace('_', "\\_");
