@@ -11,16 +11,16 @@ use uuid::Uuid;
 use super::{ListingRow, PriceRow, LISTING_COLUMNS};
 use crate::runner::{ProjectionError, Projector};
 
-/// Rows per multi-row statement: well under the bind limits of both backends
-/// (27 columns × 500 rows = 13,500 parameters).
+/// Rows per multi-row statement on SQLite: well under its bind limit (27 columns × 500 rows
+/// = 13,500 parameters). PostgreSQL takes a batch's rows in one statement, as arrays.
 const ROWS_PER_STATEMENT: usize = 500;
 
 /// Projects listing events into `inventory_listings` and `inventory_price_history`.
 ///
 /// A batch is folded in memory: the rows it touches are loaded once, every event is applied
-/// to them in order, and the changed rows are written back with one multi-row upsert per
-/// few hundred rows. That keeps a rebuild fast on PostgreSQL, where a round trip per event
-/// would dominate.
+/// to them in order, and the changed rows are written back: new rows and prices with a
+/// plain insert, stored rows with an upsert, one statement each (on SQLite one per few
+/// hundred rows). That keeps a rebuild fast, where a round trip per event would dominate.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct InventoryProjector;
 
@@ -65,6 +65,7 @@ impl Projector for InventoryProjector {
             .into_iter()
             .collect();
         let mut rows = load_rows(tx, &ids).await?;
+        let stored: HashSet<Uuid> = rows.keys().copied().collect();
         let mut changed = HashSet::new();
         let mut prices = Vec::new();
         for (id, stored, event) in decoded {
@@ -73,12 +74,16 @@ impl Projector for InventoryProjector {
                 changed.insert(id);
             }
         }
-        let changed: Vec<ListingRow> = rows
+        // A row this batch created is inserted; a stored one replaced. Runners of the
+        // projection take turns (they hold its checkpoint), so no other can insert it
+        // meanwhile.
+        let (updated, created): (Vec<ListingRow>, Vec<ListingRow>) = rows
             .into_iter()
             .filter(|(id, _)| changed.contains(id))
             .filter_map(|(_, row)| row)
-            .collect();
-        upsert_rows(tx, &changed).await?;
+            .partition(|row| stored.contains(&row.listing_id));
+        write_rows(tx, &created, Write::Insert).await?;
+        write_rows(tx, &updated, Write::Replace).await?;
         insert_prices(tx, &prices).await?;
         Ok(())
     }
@@ -218,93 +223,211 @@ async fn load_rows(
     ids: &[Uuid],
 ) -> Result<HashMap<Uuid, Option<ListingRow>>, sqlx::Error> {
     let mut rows: HashMap<Uuid, Option<ListingRow>> = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(ROWS_PER_STATEMENT) {
-        let found: Vec<ListingRow> = on_tx!(tx, conn, DB => {
-            let mut query = QueryBuilder::<DB>::new(format!(
-                "SELECT {LISTING_COLUMNS} FROM inventory_listings WHERE listing_id IN ("
-            ));
-            let mut ids = query.separated(", ");
-            for id in chunk {
-                ids.push_bind(*id);
+    let found: Vec<ListingRow> = match tx {
+        // One array parameter, whatever the number of ids.
+        Tx::Postgres(conn) => {
+            sqlx::query_as(&format!(
+                "SELECT {LISTING_COLUMNS} FROM inventory_listings WHERE listing_id = ANY($1)"
+            ))
+            .bind(ids)
+            .fetch_all(&mut **conn)
+            .await?
+        }
+        Tx::Sqlite(conn) => {
+            let mut found = Vec::new();
+            for chunk in ids.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "SELECT {LISTING_COLUMNS} FROM inventory_listings WHERE listing_id IN ("
+                ));
+                let mut ids = query.separated(", ");
+                for id in chunk {
+                    ids.push_bind(*id);
+                }
+                query.push(")");
+                found.extend(query.build_query_as().fetch_all(&mut **conn).await?);
             }
-            query.push(")");
-            query.build_query_as().fetch_all(&mut *conn).await
-        })?;
-        rows.extend(found.into_iter().map(|row| (row.listing_id, Some(row))));
-    }
+            found
+        }
+    };
+    rows.extend(found.into_iter().map(|row| (row.listing_id, Some(row))));
     Ok(rows)
 }
 
-async fn upsert_rows(tx: &mut Tx, rows: &[ListingRow]) -> Result<(), sqlx::Error> {
-    let updates = LISTING_COLUMNS
-        .split(", ")
-        .filter(|c| {
-            !matches!(
-                *c,
-                "listing_id" | "workspace_id" | "created_position" | "created_at"
-            )
-        })
-        .map(|c| format!("{c} = excluded.{c}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        on_tx!(tx, conn, DB => {
-            let mut query =
-                QueryBuilder::<DB>::new(format!("INSERT INTO inventory_listings ({LISTING_COLUMNS}) "));
-            query.push_values(chunk, |mut b, row| {
-                b.push_bind(row.listing_id)
-                    .push_bind(row.workspace_id)
-                    .push_bind(row.version)
-                    .push_bind(row.status.clone())
-                    .push_bind(row.title.clone())
-                    .push_bind(row.description.clone())
-                    .push_bind(row.brand.clone())
-                    .push_bind(row.model.clone())
-                    .push_bind(row.year)
-                    .push_bind(row.mileage_km)
-                    .push_bind(row.fuel.clone())
-                    .push_bind(row.gearbox.clone())
-                    .push_bind(row.engine_volume_cc)
-                    .push_bind(row.body.clone())
-                    .push_bind(row.colour.clone())
-                    .push_bind(row.vin.clone())
-                    .push_bind(row.city.clone())
-                    .push_bind(row.price_minor)
-                    .push_bind(row.price_currency.clone())
-                    .push_bind(row.photos.clone())
-                    .push_bind(row.brand_key.clone())
-                    .push_bind(row.model_key.clone())
-                    .push_bind(row.city_key.clone())
-                    .push_bind(row.search_text.clone())
-                    .push_bind(row.created_position)
-                    .push_bind(row.created_at)
-                    .push_bind(row.updated_at);
-            });
-            query.push(format!(" ON CONFLICT (listing_id) DO UPDATE SET {updates}"));
-            query.build().execute(&mut *conn).await?;
-        });
+/// How [`write_rows`] writes its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// New rows: a plain insert.
+    Insert,
+    /// Stored rows: an upsert replacing every column but the ones set at creation.
+    Replace,
+}
+
+impl Write {
+    /// The statement's tail.
+    fn on_conflict(self) -> String {
+        match self {
+            Write::Insert => String::new(),
+            Write::Replace => {
+                let updates = LISTING_COLUMNS
+                    .split(", ")
+                    .filter(|c| {
+                        !matches!(
+                            *c,
+                            "listing_id" | "workspace_id" | "created_position" | "created_at"
+                        )
+                    })
+                    .map(|c| format!("{c} = excluded.{c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                format!(" ON CONFLICT (listing_id) DO UPDATE SET {updates}")
+            }
+        }
     }
+}
+
+async fn write_rows(tx: &mut Tx, rows: &[ListingRow], write: Write) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Postgres(conn) => write_rows_postgres(conn, rows, write).await,
+        Tx::Sqlite(conn) => {
+            let on_conflict = write.on_conflict();
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "INSERT INTO inventory_listings ({LISTING_COLUMNS}) "
+                ));
+                query.push_values(chunk, |mut b, row| {
+                    b.push_bind(row.listing_id)
+                        .push_bind(row.workspace_id)
+                        .push_bind(row.version)
+                        .push_bind(row.status.clone())
+                        .push_bind(row.title.clone())
+                        .push_bind(row.description.clone())
+                        .push_bind(row.brand.clone())
+                        .push_bind(row.model.clone())
+                        .push_bind(row.year)
+                        .push_bind(row.mileage_km)
+                        .push_bind(row.fuel.clone())
+                        .push_bind(row.gearbox.clone())
+                        .push_bind(row.engine_volume_cc)
+                        .push_bind(row.body.clone())
+                        .push_bind(row.colour.clone())
+                        .push_bind(row.vin.clone())
+                        .push_bind(row.city.clone())
+                        .push_bind(row.price_minor)
+                        .push_bind(row.price_currency.clone())
+                        .push_bind(row.photos.clone())
+                        .push_bind(row.brand_key.clone())
+                        .push_bind(row.model_key.clone())
+                        .push_bind(row.city_key.clone())
+                        .push_bind(row.search_text.clone())
+                        .push_bind(row.created_position)
+                        .push_bind(row.created_at)
+                        .push_bind(row.updated_at);
+                });
+                query.push(&on_conflict);
+                query.build().execute(&mut **conn).await?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// PostgreSQL: every row in one statement, a column an array (`unnest` zips them back into
+/// rows). Parsing and binding 27 arrays costs far less than 27 parameters a row.
+async fn write_rows_postgres(
+    conn: &mut sqlx::PgConnection,
+    rows: &[ListingRow],
+    write: Write,
+) -> Result<(), sqlx::Error> {
+    fn column<'a, T>(rows: &'a [ListingRow], value: impl Fn(&'a ListingRow) -> T) -> Vec<T> {
+        rows.iter().map(value).collect()
+    }
+    sqlx::query(&format!(
+        "INSERT INTO inventory_listings ({LISTING_COLUMNS}) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], \
+           $6::text[], $7::text[], $8::text[], $9::int4[], $10::int8[], $11::text[], $12::text[], \
+           $13::int4[], $14::text[], $15::text[], $16::text[], $17::text[], $18::int8[], \
+           $19::text[], $20::jsonb[], $21::text[], $22::text[], $23::text[], $24::text[], \
+           $25::int8[], $26::timestamptz[], $27::timestamptz[]){}",
+        write.on_conflict()
+    ))
+    .bind(column(rows, |r| r.listing_id))
+    .bind(column(rows, |r| r.workspace_id))
+    .bind(column(rows, |r| r.version))
+    .bind(column(rows, |r| r.status.as_str()))
+    .bind(column(rows, |r| r.title.as_str()))
+    .bind(column(rows, |r| r.description.as_deref()))
+    .bind(column(rows, |r| r.brand.as_deref()))
+    .bind(column(rows, |r| r.model.as_deref()))
+    .bind(column(rows, |r| r.year))
+    .bind(column(rows, |r| r.mileage_km))
+    .bind(column(rows, |r| r.fuel.as_deref()))
+    .bind(column(rows, |r| r.gearbox.as_deref()))
+    .bind(column(rows, |r| r.engine_volume_cc))
+    .bind(column(rows, |r| r.body.as_deref()))
+    .bind(column(rows, |r| r.colour.as_deref()))
+    .bind(column(rows, |r| r.vin.as_deref()))
+    .bind(column(rows, |r| r.city.as_deref()))
+    .bind(column(rows, |r| r.price_minor))
+    .bind(column(rows, |r| r.price_currency.as_deref()))
+    .bind(column(rows, |r| Json(&r.photos.0)))
+    .bind(column(rows, |r| r.brand_key.as_deref()))
+    .bind(column(rows, |r| r.model_key.as_deref()))
+    .bind(column(rows, |r| r.city_key.as_deref()))
+    .bind(column(rows, |r| r.search_text.as_str()))
+    .bind(column(rows, |r| r.created_position))
+    .bind(column(rows, |r| r.created_at))
+    .bind(column(rows, |r| r.updated_at))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
+/// Inserts new price-history rows. A row is made only by an event newer than its listing's
+/// row, which is written in the same transaction: it cannot be stored already.
 async fn insert_prices(tx: &mut Tx, prices: &[PriceRow]) -> Result<(), sqlx::Error> {
-    for chunk in prices.chunks(ROWS_PER_STATEMENT) {
-        on_tx!(tx, conn, DB => {
-            let mut query = QueryBuilder::<DB>::new(
+    if prices.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Postgres(conn) => {
+            fn column<'a, T>(prices: &'a [PriceRow], value: impl Fn(&'a PriceRow) -> T) -> Vec<T> {
+                prices.iter().map(value).collect()
+            }
+            sqlx::query(
                 "INSERT INTO inventory_price_history \
-                 (listing_id, version, workspace_id, price_minor, price_currency, changed_at) ",
-            );
-            query.push_values(chunk, |mut b, price| {
-                b.push_bind(price.listing_id)
-                    .push_bind(price.version)
-                    .push_bind(price.workspace_id)
-                    .push_bind(price.price_minor)
-                    .push_bind(price.price_currency.clone())
-                    .push_bind(price.changed_at);
-            });
-            query.push(" ON CONFLICT (listing_id, version) DO NOTHING");
-            query.build().execute(&mut *conn).await?;
-        });
+                 (listing_id, version, workspace_id, price_minor, price_currency, changed_at) \
+                 SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::int8[], $5::text[], \
+                   $6::timestamptz[])",
+            )
+            .bind(column(prices, |p| p.listing_id))
+            .bind(column(prices, |p| p.version))
+            .bind(column(prices, |p| p.workspace_id))
+            .bind(column(prices, |p| p.price_minor))
+            .bind(column(prices, |p| p.price_currency.as_str()))
+            .bind(column(prices, |p| p.changed_at))
+            .execute(&mut **conn)
+            .await?;
+        }
+        Tx::Sqlite(conn) => {
+            for chunk in prices.chunks(ROWS_PER_STATEMENT) {
+                let mut query = QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO inventory_price_history \
+                     (listing_id, version, workspace_id, price_minor, price_currency, changed_at) ",
+                );
+                query.push_values(chunk, |mut b, price| {
+                    b.push_bind(price.listing_id)
+                        .push_bind(price.version)
+                        .push_bind(price.workspace_id)
+                        .push_bind(price.price_minor)
+                        .push_bind(price.price_currency.clone())
+                        .push_bind(price.changed_at);
+                });
+                query.build().execute(&mut **conn).await?;
+            }
+        }
     }
     Ok(())
 }
