@@ -1,30 +1,46 @@
-//! Rebuilding a projection from the start of the log, in one transaction (ADR 0004); on
-//! PostgreSQL into fresh tables without their secondary indexes, which are built once at
-//! the end (ADR 0015).
+//! Rebuilding a projection from the start of the log (ADR 0004). On PostgreSQL into fresh
+//! tables, built beside the live ones and swapped in (ADRs 0015 and 0022); on SQLite in
+//! place, in one transaction.
 //!
 //! Maintaining a dozen indexes row by row is most of a PostgreSQL rebuild's cost: 50,000
 //! listing rows go into `inventory_listings` in ~0.5 s without its secondary indexes and in
-//! ~4 s with them, while building those indexes afterwards takes ~1 s. So a projector that
-//! names its tables ([`Projector::tables`]) is rebuilt on PostgreSQL like this: fresh,
-//! empty copies of its tables in a schema of the rebuild's own (`rebuild_<projection>`),
-//! with their primary keys and unique indexes (upserts need them) but no other index, come
-//! first on the transaction's `search_path`, so the projector's unqualified SQL writes into
-//! them. At the end the remaining indexes are built on the copies, the copies are analysed
-//! and get the tables' extended statistics, and they replace the tables: the old ones are
-//! dropped and the copies moved into their schema. Readers keep reading the old tables
-//! until then and wait only for the swap; no dead copy of every row is left behind, as
-//! emptying the tables with `DELETE` did. A failure rolls everything back, the old tables
-//! included.
+//! ~4 s with them, while building those indexes afterwards takes ~0.5 s. So a projector that
+//! names its tables ([`Projector::tables`]) is rebuilt on PostgreSQL in four steps:
 //!
-//! On SQLite the tables are emptied and refilled in place, as before.
+//! 1. **Fill.** One transaction creates fresh, empty copies of the tables in a schema of the
+//!    rebuild's own (`rebuild_<projection>`), with their primary keys, unique indexes
+//!    (upserts need them) and extended statistics but no other index, puts that schema first
+//!    on its `search_path` (so the projector's unqualified SQL writes into the copies),
+//!    applies the log to them and commits. The live tables and the live runner carry on.
+//! 2. **Index.** The remaining indexes are built on the copies, a few at once on connections
+//!    of their own, and each copy is analysed once its indexes stand.
+//! 3. **Catch up and swap.** One transaction locks the projection's checkpoint (the live
+//!    runner waits), applies to the copies what was appended since the fill, drops the live
+//!    tables, moves the copies into their schema and saves the checkpoint. Readers keep
+//!    reading the old tables until then and wait only for this step.
+//! 4. A session lock of PostgreSQL keeps two rebuilds of one projection apart; the schema
+//!    an interrupted rebuild left behind is dropped by the next one. A failure leaves the
+//!    live tables, indexes and checkpoint as they were.
+//!
+//! On SQLite the tables are emptied and refilled in place, in one transaction: measured on
+//! 100,000 events, dropping SQLite's indexes first and creating them at the end changed
+//! nothing (ADR 0015).
+
+use std::collections::VecDeque;
 
 use cartie_store::{Database, EventLog, LogPosition, Tx};
+use sqlx::PgPool;
 
 use crate::checkpoint;
 use crate::runner::{ProjectionError, Projector};
 
-/// Rebuilds a projection from the start of the log in one transaction: readers keep seeing
-/// the old tables until it commits, then see the rebuilt ones (see docs/adr/0004 and 0015).
+/// Index builds and analyses run at once during a PostgreSQL rebuild. PostgreSQL gives a
+/// B-tree build parallel workers of its own; two statements keep a small server busy
+/// while the trigram index, which gets none, is built.
+const INDEX_STATEMENTS_AT_ONCE: usize = 2;
+
+/// Rebuilds a projection from the start of the log: readers keep seeing the old tables
+/// until the rebuilt ones replace them at once (see docs/adr/0004, 0015 and 0022).
 /// `on_progress` is called with the number of events applied so far.
 pub async fn rebuild(
     db: &Database,
@@ -32,47 +48,184 @@ pub async fn rebuild(
     batch_size: i64,
     mut on_progress: impl FnMut(u64),
 ) -> Result<LogPosition, ProjectionError> {
-    let log = EventLog::new(db.clone());
     let name = projector.name();
     checkpoint::ensure(db, name).await?;
-    let mut tx = db.begin_write().await?;
-    checkpoint::lock(&mut tx, name).await?;
-    let set_aside = SetAside::begin(&mut tx, name, projector.tables()).await?;
-    projector.reset(&mut tx).await?;
-    let mut position = LogPosition::START;
-    let mut applied = 0u64;
-    let mut events = log.read_after(position, batch_size).await?;
-    while let Some(last) = events.last().map(|e| e.position) {
-        // Read the next batch (on a pool connection) while this one is applied (on the
-        // transaction's): the two overlap instead of taking turns.
-        let (applying, next) = tokio::join!(
-            projector.apply(&mut tx, &events),
-            log.read_after(last, batch_size)
-        );
-        applying?;
-        position = last;
-        applied += events.len() as u64;
-        on_progress(applied);
-        events = next?;
-    }
-    set_aside.finish(&mut tx).await?;
-    checkpoint::save(&mut tx, name, position).await?;
-    tx.commit().await?;
-    tracing::info!(projection = name, events = applied, %position, "projection rebuilt");
+    let started = std::time::Instant::now();
+    let (position, applied) = match db {
+        Database::Postgres(pool) if !projector.tables().is_empty() => {
+            rebuild_beside(db, pool, projector, batch_size, &mut on_progress).await?
+        }
+        _ => rebuild_in_place(db, projector, batch_size, &mut on_progress).await?,
+    };
+    tracing::info!(
+        projection = name,
+        events = applied,
+        %position,
+        elapsed = ?started.elapsed(),
+        "projection rebuilt"
+    );
     Ok(position)
 }
 
-/// What a rebuild set aside at its start, to put back at its end.
-enum SetAside {
-    /// Rebuilt in place, indexes maintained row by row: the projector named no tables, or
-    /// the database is SQLite.
-    Nothing,
-    /// PostgreSQL: the fresh copies being filled.
-    Copies {
-        schema: String,
-        search_path: String,
-        tables: Vec<Copy>,
-    },
+/// Empties the projector's tables and applies the whole log to them, in one transaction
+/// that holds the checkpoint.
+async fn rebuild_in_place(
+    db: &Database,
+    projector: &dyn Projector,
+    batch_size: i64,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<(LogPosition, u64), ProjectionError> {
+    let name = projector.name();
+    let mut tx = db.begin_write().await?;
+    checkpoint::lock(&mut tx, name).await?;
+    projector.reset(&mut tx).await?;
+    let mut applied = 0;
+    let position = apply_after(
+        db,
+        &mut tx,
+        projector,
+        LogPosition::START,
+        batch_size,
+        &mut applied,
+        on_progress,
+    )
+    .await?;
+    checkpoint::save(&mut tx, name, position).await?;
+    tx.commit().await?;
+    Ok((position, applied))
+}
+
+/// Applies every event after `from` that can be read now, batch by batch, in `tx`; answers
+/// the position of the last one (`from` when there are none). `applied` counts them.
+async fn apply_after(
+    db: &Database,
+    tx: &mut Tx,
+    projector: &dyn Projector,
+    from: LogPosition,
+    batch_size: i64,
+    applied: &mut u64,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<LogPosition, ProjectionError> {
+    let log = EventLog::new(db.clone());
+    let mut position = from;
+    let mut events = log.read_after(position, batch_size).await?;
+    while let Some(last) = events.last().map(|e| e.position) {
+        // Read the next batch (on a pool connection, in a task of its own so that decoding
+        // its rows runs on another thread) while this one is applied (on the transaction's):
+        // the two overlap instead of taking turns.
+        let next = tokio::spawn({
+            let log = log.clone();
+            async move { log.read_after(last, batch_size).await }
+        });
+        projector.apply(tx, &events).await?;
+        position = last;
+        *applied += events.len() as u64;
+        on_progress(*applied);
+        events = next
+            .await
+            .map_err(|e| ProjectionError::Rebuild(format!("reading the log: {e}")))??;
+    }
+    Ok(position)
+}
+
+/// PostgreSQL: fills fresh copies of the projector's tables beside the live ones, indexes
+/// them, and swaps them in (the module's documentation tells the steps).
+async fn rebuild_beside(
+    db: &Database,
+    pool: &PgPool,
+    projector: &dyn Projector,
+    batch_size: i64,
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<(LogPosition, u64), ProjectionError> {
+    let name = projector.name();
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(ProjectionError::Rebuild(format!(
+            "projection name {name:?} is not a plain identifier"
+        )));
+    }
+    let schema = format!("rebuild_{name}");
+    // A connection of its own holds the session lock; closing it (or the process ending)
+    // releases the lock.
+    let mut guard = pool.acquire().await?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+        .bind(format!("cartie rebuild {name}"))
+        .fetch_one(&mut guard)
+        .await?;
+    if !locked {
+        return Err(ProjectionError::Rebuild(format!(
+            "another rebuild of {name} is running"
+        )));
+    }
+    let rebuilt = async {
+        // What an interrupted rebuild left behind.
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut guard)
+            .await?;
+        let started = std::time::Instant::now();
+        let mut applied = 0;
+        let mut tx = db.begin_write().await?;
+        let copies = copy_postgres_tables(&mut tx, &schema, projector.tables()).await?;
+        let search_path = put_first_on_search_path(&mut tx, &schema).await?;
+        let filled = apply_after(
+            db,
+            &mut tx,
+            projector,
+            LogPosition::START,
+            batch_size,
+            &mut applied,
+            on_progress,
+        )
+        .await?;
+        tx.commit().await?;
+        let fill_took = started.elapsed();
+
+        let started = std::time::Instant::now();
+        build_indexes(pool, &schema, &copies).await?;
+        let index_took = started.elapsed();
+
+        let started = std::time::Instant::now();
+        let mut tx = db.begin_write().await?;
+        checkpoint::lock(&mut tx, name).await?;
+        put_first_on_search_path(&mut tx, &schema).await?;
+        let position = apply_after(
+            db,
+            &mut tx,
+            projector,
+            filled,
+            batch_size,
+            &mut applied,
+            on_progress,
+        )
+        .await?;
+        swap_postgres_tables(&mut tx, &schema, &search_path, &copies).await?;
+        checkpoint::save(&mut tx, name, position).await?;
+        tx.commit().await?;
+        tracing::debug!(
+            projection = name,
+            fill = ?fill_took,
+            index = ?index_took,
+            swap = ?started.elapsed(),
+            "rebuild steps"
+        );
+        Ok::<_, ProjectionError>((position, applied))
+    }
+    .await;
+    if rebuilt.is_err() {
+        // The copies are of no use: leave nothing behind (the next rebuild would drop them).
+        if let Err(error) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            .execute(&mut guard)
+            .await
+        {
+            tracing::warn!(%error, schema, "could not drop a failed rebuild's tables");
+        }
+    }
+    if let Err(error) = sqlx::Connection::close(guard).await {
+        tracing::warn!(%error, "closing the rebuild's lock connection");
+    }
+    rebuilt
 }
 
 /// One table being rebuilt as a fresh copy, on PostgreSQL.
@@ -80,8 +233,10 @@ struct Copy {
     /// The table's schema and name, quoted as PostgreSQL prints them.
     schema: String,
     name: String,
-    /// `CREATE INDEX` statements for the copy, run once it is filled.
+    /// `CREATE INDEX` statements for the copy, run once it is filled, costliest first.
     indexes: Vec<String>,
+    /// The table's storage parameters (`name=value`), given to the copy at the swap.
+    options: Vec<String>,
     /// The schema and name of each extended statistics object of the table, created on
     /// the copy under the same name in the rebuild's schema.
     statistics: Vec<(String, String)>,
@@ -93,74 +248,53 @@ impl Copy {
     }
 }
 
-impl SetAside {
-    async fn begin(
-        tx: &mut Tx,
-        projection: &str,
-        tables: &[&str],
-    ) -> Result<Self, ProjectionError> {
-        if tables.is_empty() {
-            return Ok(Self::Nothing);
-        }
-        match tx {
-            // Measured on 100,000 events, dropping SQLite's indexes first and creating them
-            // at the end changed nothing: rebuilt in place (ADR 0015).
-            Tx::Sqlite(_) => Ok(Self::Nothing),
-            Tx::Postgres(_) => copy_postgres_tables(tx, projection, tables).await,
-        }
-    }
-
-    async fn finish(self, tx: &mut Tx) -> Result<(), ProjectionError> {
-        match self {
-            Self::Nothing => {}
-            Self::Copies {
-                schema,
-                search_path,
-                tables,
-            } => swap_postgres_tables(tx, &schema, &search_path, &tables).await?,
-        }
-        Ok(())
-    }
-}
-
-/// PostgreSQL: creates empty copies of `tables` in the schema `rebuild_<projection>`, with
-/// their columns, defaults, checks, primary keys and unique indexes, and puts that schema
-/// first on the transaction's search path.
-async fn copy_postgres_tables(
-    tx: &mut Tx,
-    projection: &str,
-    tables: &[&str],
-) -> Result<SetAside, ProjectionError> {
+/// Puts `schema` first on the transaction's search path; answers the path it had.
+async fn put_first_on_search_path(tx: &mut Tx, schema: &str) -> Result<String, sqlx::Error> {
     let Tx::Postgres(tx) = tx else {
         unreachable!("called for PostgreSQL only")
     };
-    if !projection
-        .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(ProjectionError::Rebuild(format!(
-            "projection name {projection:?} is not a plain identifier"
-        )));
-    }
-    let schema = format!("rebuild_{projection}");
+    let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(&format!("SET LOCAL search_path TO {schema}, {search_path}"))
+        .execute(&mut **tx)
+        .await?;
+    Ok(search_path)
+}
+
+/// PostgreSQL: creates the schema `schema` and in it empty copies of `tables`, with their
+/// columns, defaults, checks, statistics targets, primary keys, unique indexes and extended
+/// statistics; the other indexes are answered, to be built once the copies are filled.
+/// Autovacuum leaves the copies alone until they are swapped in: its analysis would hold up
+/// the index builds.
+async fn copy_postgres_tables(
+    tx: &mut Tx,
+    schema: &str,
+    tables: &[&str],
+) -> Result<Vec<Copy>, ProjectionError> {
+    let Tx::Postgres(tx) = tx else {
+        unreachable!("called for PostgreSQL only")
+    };
     sqlx::query(&format!("CREATE SCHEMA {schema}"))
         .execute(&mut **tx)
         .await?;
     let mut copies = Vec::new();
     for table in tables {
-        let found: Option<(String, String)> = sqlx::query_as(
-            "SELECT quote_ident(n.nspname), quote_ident(c.relname) FROM pg_class c \
+        let found: Option<(String, String, Vec<String>)> = sqlx::query_as(
+            "SELECT quote_ident(n.nspname), quote_ident(c.relname), \
+                    COALESCE(c.reloptions, ARRAY[]::text[]) FROM pg_class c \
              JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
         )
         .bind(table)
         .fetch_optional(&mut **tx)
         .await?;
-        let Some((table_schema, name)) = found else {
+        let Some((table_schema, name, options)) = found else {
             return Err(ProjectionError::Rebuild(format!("no table {table}")));
         };
         let mut copy = Copy {
             schema: table_schema,
             name,
+            options,
             indexes: Vec::new(),
             statistics: Vec::new(),
         };
@@ -168,10 +302,30 @@ async fn copy_postgres_tables(
         let target = format!("{schema}.{}", copy.name);
         sqlx::query(&format!(
             "CREATE TABLE {target} (LIKE {original} \
-             INCLUDING ALL EXCLUDING INDEXES EXCLUDING STATISTICS)"
+             INCLUDING ALL EXCLUDING INDEXES EXCLUDING STATISTICS) \
+             WITH (autovacuum_enabled = false)"
         ))
         .execute(&mut **tx)
         .await?;
+
+        // Per-column statistics targets: `LIKE` does not copy them.
+        let targets: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT quote_ident(attname), attstattarget::int4 FROM pg_attribute \
+             WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
+               AND attstattarget >= 0 ORDER BY attnum",
+        )
+        .bind(table)
+        .fetch_all(&mut **tx)
+        .await?;
+        if !targets.is_empty() {
+            let columns: Vec<String> = targets
+                .iter()
+                .map(|(column, target)| format!("ALTER COLUMN {column} SET STATISTICS {target}"))
+                .collect();
+            sqlx::query(&format!("ALTER TABLE {target} {}", columns.join(", ")))
+                .execute(&mut **tx)
+                .await?;
+        }
 
         let constraints: Vec<(String, String)> = sqlx::query_as(
             "SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint \
@@ -240,22 +394,66 @@ async fn copy_postgres_tables(
             sqlx::query(&statement).execute(&mut **tx).await?;
             copy.statistics.push((statistics_schema, name));
         }
+        // Costliest first: a trigram (GIN) index gets no parallel workers, then the
+        // widest B-trees.
+        copy.indexes.sort_by_key(|statement| {
+            let generalized =
+                statement.contains(" USING gin ") || statement.contains(" USING gist ");
+            (
+                !generalized,
+                std::cmp::Reverse(statement.matches(',').count()),
+            )
+        });
         copies.push(copy);
     }
-    let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
-        .fetch_one(&mut **tx)
-        .await?;
-    sqlx::query(&format!("SET LOCAL search_path TO {schema}, {search_path}"))
-        .execute(&mut **tx)
-        .await?;
-    Ok(SetAside::Copies {
-        schema,
-        search_path,
-        tables: copies,
-    })
+    Ok(copies)
 }
 
-/// PostgreSQL: builds the copies' indexes, then replaces each table with its copy.
+/// PostgreSQL: builds the copies' indexes, [`INDEX_STATEMENTS_AT_ONCE`] at a time on pool
+/// connections, and analyses each copy once its indexes stand (planner statistics belong
+/// to the table and move with it; those of expression indexes need the index).
+async fn build_indexes(
+    pool: &PgPool,
+    schema: &str,
+    copies: &[Copy],
+) -> Result<(), ProjectionError> {
+    let mut waiting: Vec<usize> = copies.iter().map(|copy| copy.indexes.len()).collect();
+    let analyse = |table: usize| (None, format!("ANALYZE {schema}.{}", copies[table].name));
+    let mut queue: VecDeque<(Option<usize>, String)> = VecDeque::new();
+    for (table, copy) in copies.iter().enumerate() {
+        queue.extend(
+            copy.indexes
+                .iter()
+                .map(|index| (Some(table), index.clone())),
+        );
+    }
+    queue.extend((0..copies.len()).filter(|t| waiting[*t] == 0).map(analyse));
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        while running.len() < INDEX_STATEMENTS_AT_ONCE {
+            let Some((table, statement)) = queue.pop_front() else {
+                break;
+            };
+            let pool = pool.clone();
+            running
+                .spawn(async move { sqlx::query(&statement).execute(&pool).await.map(|_| table) });
+        }
+        let Some(done) = running.join_next().await else {
+            return Ok(());
+        };
+        let done = done.map_err(|e| ProjectionError::Rebuild(format!("index build: {e}")))?;
+        if let Some(table) = done? {
+            waiting[table] -= 1;
+            if waiting[table] == 0 {
+                // The rest of the table's critical path: ahead of the other indexes.
+                queue.push_front(analyse(table));
+            }
+        }
+    }
+}
+
+/// PostgreSQL: replaces each table with its copy (which takes the table's storage
+/// parameters), then drops the rebuild's schema.
 async fn swap_postgres_tables(
     tx: &mut Tx,
     schema: &str,
@@ -265,15 +463,6 @@ async fn swap_postgres_tables(
     let Tx::Postgres(tx) = tx else {
         unreachable!("called for PostgreSQL only")
     };
-    for copy in copies {
-        for statement in &copy.indexes {
-            sqlx::query(statement).execute(&mut **tx).await?;
-        }
-        // Planner statistics belong to the table (they move with it); the old table's go.
-        sqlx::query(&format!("ANALYZE {schema}.{}", copy.name))
-            .execute(&mut **tx)
-            .await?;
-    }
     sqlx::query(&format!("SET LOCAL search_path TO {search_path}"))
         .execute(&mut **tx)
         .await?;
@@ -282,6 +471,21 @@ async fn swap_postgres_tables(
         sqlx::query(&format!("DROP TABLE {}", copy.qualified()))
             .execute(&mut **tx)
             .await?;
+        sqlx::query(&format!(
+            "ALTER TABLE {schema}.{} RESET (autovacuum_enabled)",
+            copy.name
+        ))
+        .execute(&mut **tx)
+        .await?;
+        if !copy.options.is_empty() {
+            sqlx::query(&format!(
+                "ALTER TABLE {schema}.{} SET ({})",
+                copy.name,
+                copy.options.join(", ")
+            ))
+            .execute(&mut **tx)
+            .await?;
+        }
         sqlx::query(&format!(
             "ALTER TABLE {schema}.{} SET SCHEMA {}",
             copy.name, copy.schema

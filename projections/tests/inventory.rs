@@ -738,8 +738,9 @@ async fn a_rebuild_yields_exactly_the_tables_of_incremental_projection(backend: 
     assert_eq!(position, runner.progress().position());
 }
 
-/// The indexes, constraints and extended statistics of the Inventory's tables, as the
-/// database describes them (names and definitions), plus any schema a rebuild left behind.
+/// The indexes, constraints, extended statistics and column statistics targets of the
+/// Inventory's tables, as the database describes them (names and definitions), plus any
+/// schema a rebuild left behind.
 async fn catalog(db: &Database) -> Vec<(String, String)> {
     match db {
         Database::Sqlite(sqlite) => sqlx::query_as(
@@ -757,7 +758,10 @@ async fn catalog(db: &Database) -> Vec<(String, String)> {
              UNION ALL SELECT stxname::text, pg_get_statisticsobjdef(oid) FROM pg_statistic_ext \
              WHERE stxrelid = 'inventory_listings'::regclass \
              UNION ALL SELECT nspname::text, 'schema' FROM pg_namespace WHERE nspname LIKE 'rebuild%' \
-             ORDER BY 1",
+             UNION ALL SELECT attrelid::regclass || '.' || attname, 'statistics ' || attstattarget \
+             FROM pg_attribute WHERE attstattarget >= 0 AND attnum > 0 \
+               AND attrelid IN ('inventory_listings'::regclass, 'inventory_price_history'::regclass) \
+             ORDER BY 1, 2",
         )
         .fetch_all(pool)
         .await
@@ -779,6 +783,15 @@ async fn a_rebuild_puts_back_every_index_and_statistic_of_the_tables(backend: Ba
             .any(|(name, _)| name == "inventory_available_by_brand_and_price"),
         "the catalog lists the matching indexes: {before:?}"
     );
+    if let Database::Postgres(_) = f.db() {
+        assert!(
+            before.iter().any(
+                |(name, definition)| name == "inventory_listings.description"
+                    && definition == "statistics 0"
+            ),
+            "the catalog lists the columns without planner statistics: {before:?}"
+        );
+    }
     let incremental = dump(f.db()).await;
 
     rebuild(f.db(), &InventoryProjector, 7, |_| {})
@@ -1027,5 +1040,163 @@ async fn wait_until_readable(log: &EventLog, total: i64) {
             "the log never became readable"
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// PostgreSQL rebuilds beside the live tables: one at a time per projection, a session
+/// lock keeps a second one out, and it says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_rebuild_of_a_projection_at_the_same_time_is_refused() {
+    let f = Fixture::new(Backend::Postgres).await;
+    busy_history(&f).await;
+    f.project().await;
+    let rows = dump(f.db()).await;
+    let Database::Postgres(pool) = f.db() else {
+        unreachable!()
+    };
+    // The lock a running rebuild of the Inventory holds.
+    let mut running = pool.acquire().await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended('cartie rebuild inventory', 0))")
+        .execute(&mut *running)
+        .await
+        .unwrap();
+
+    let error = rebuild(f.db(), &InventoryProjector, 100, |_| {})
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, ProjectionError::Rebuild(ref why) if why == "another rebuild of inventory is running"),
+        "{error}"
+    );
+    assert_eq!(
+        dump(f.db()).await,
+        rows,
+        "the refused rebuild changed nothing"
+    );
+
+    sqlx::query("SELECT pg_advisory_unlock_all()")
+        .execute(&mut *running)
+        .await
+        .unwrap();
+    rebuild(f.db(), &InventoryProjector, 100, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(dump(f.db()).await, rows);
+}
+
+/// A rebuild interrupted (the process killed) leaves its half-built tables in their schema;
+/// the next one clears them away and rebuilds as usual.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_clears_away_what_an_interrupted_one_left() {
+    let f = Fixture::new(Backend::Postgres).await;
+    busy_history(&f).await;
+    f.project().await;
+    let before = catalog(f.db()).await;
+    let rows = dump(f.db()).await;
+    let Database::Postgres(pool) = f.db() else {
+        unreachable!()
+    };
+    for statement in [
+        "CREATE SCHEMA rebuild_inventory",
+        "CREATE TABLE rebuild_inventory.inventory_listings (LIKE public.inventory_listings)",
+        "INSERT INTO rebuild_inventory.inventory_listings SELECT * FROM public.inventory_listings LIMIT 3",
+    ] {
+        sqlx::query(statement).execute(pool).await.unwrap();
+    }
+
+    rebuild(f.db(), &InventoryProjector, 100, |_| {})
+        .await
+        .unwrap();
+    assert_eq!(catalog(f.db()).await, before, "no schema left behind");
+    assert_eq!(dump(f.db()).await, rows);
+}
+
+/// The Inventory's projector, which appends a listing of its own (a copy of `created` under
+/// a new id) the first time it applies a batch: an event that lands while a rebuild fills.
+struct AppendsWhileFilling {
+    db: Database,
+    created: StoredEvent,
+    appended: std::sync::Mutex<Option<ListingId>>,
+}
+
+#[async_trait::async_trait]
+impl Projector for AppendsWhileFilling {
+    fn name(&self) -> &'static str {
+        InventoryProjector.name()
+    }
+
+    fn aggregate_types(&self) -> Option<&'static [&'static str]> {
+        InventoryProjector.aggregate_types()
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        InventoryProjector.tables()
+    }
+
+    async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
+        if self.appended.lock().unwrap().is_none() {
+            let id = ListingId::generate();
+            let event = cqrs_es::persist::SerializedEvent {
+                aggregate_id: id.to_string(),
+                sequence: 1,
+                aggregate_type: self.created.aggregate_type.clone(),
+                event_type: self.created.event_type.clone(),
+                event_version: self.created.event_version.clone(),
+                payload: serde_json::from_str(&self.created.payload_json).unwrap(),
+                metadata: serde_json::from_str(&self.created.metadata_json).unwrap(),
+            };
+            cartie_store::append(&self.db, &self.created.aggregate_type, &[event])
+                .await
+                .unwrap();
+            *self.appended.lock().unwrap() = Some(id);
+        }
+        InventoryProjector.apply(tx, events).await
+    }
+
+    async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError> {
+        InventoryProjector.reset(tx).await
+    }
+}
+
+/// PostgreSQL fills the rebuilt tables while the log goes on; what was appended meanwhile
+/// is applied to them before they are swapped in, so the rebuild ends where the log is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_takes_in_what_was_appended_while_it_filled() {
+    let f = Fixture::new(Backend::Postgres).await;
+    busy_history(&f).await;
+    let log = EventLog::new(f.db().clone());
+    wait_until_readable(&log, log.event_count().await.unwrap()).await;
+    let created = log
+        .read_after(cartie_store::LogPosition::START, 1)
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(created.event_type, "ListingCreated");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let projector = AppendsWhileFilling {
+            db: f.db().clone(),
+            created: created.clone(),
+            appended: std::sync::Mutex::new(None),
+        };
+        let position = rebuild(f.db(), &projector, 10, |_| {}).await.unwrap();
+        let appended = projector.appended.lock().unwrap().expect("appended");
+        let (listings, _) = dump(f.db()).await;
+        let total = EventLog::new(f.db().clone()).event_count().await.unwrap();
+        // The tables hold exactly the events up to the rebuild's position.
+        assert_eq!(
+            events_through(f.db(), position).await,
+            listings.iter().map(|row| row.version).sum::<i64>(),
+            "one event per version of each listing"
+        );
+        if listings.iter().any(|row| row.listing_id == appended.0) {
+            assert_eq!(events_through(f.db(), position).await, total);
+            break;
+        }
+        // A parallel test's open transaction held the horizon below the new event.
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuild never took in the event appended while it filled"
+        );
     }
 }
