@@ -1,30 +1,52 @@
 #!/usr/bin/env bash
 # Replay of two builds interleaved on the same log: the current release build's
 # `cartie replay inventory` against an earlier build's (its `cartie`, e.g. copied out of
-# target/release before a change). Per backend, one log of LISTINGS listings × (created +
-# price changed) is written by `cartie-bench seed`; then each run replays it with one build
-# and then the other, timed from process start to exit as in ops/bench.sh. Prints medians
-# and after / before.
+# target/release before a change, with that build's `cartie-bench` beside it). Per backend,
+# one log of LISTINGS listings × (created + price changed) is written by the earlier
+# build's `cartie-bench seed` and copied, so that each build replays its own copy, migrated
+# by itself (a build refuses a database that has migrations it does not know). Then each
+# run replays with one build and then the other, timed from process start to exit as in
+# ops/bench.sh. Prints medians and after / before.
 #
 # Usage: ops/bench-replay-ab.sh BEFORE_CARTIE [RUNS] [LISTINGS]
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
 BEFORE_CARTIE=$(realpath "$1")
+BEFORE_BENCH=$(dirname "$BEFORE_CARTIE")/cartie-bench
 RUNS=${2:-5}
 LISTINGS=${3:-50000}
 RESULTS_NAME=replay-ab
 source ops/bench-lib.sh
+[ -x "$BEFORE_BENCH" ] || { log "no cartie-bench beside $BEFORE_CARTIE"; exit 1; }
 
 declare -A CARTIE_OF=([before]=$BEFORE_CARTIE [after]=$CARTIE)
 for backend in postgres sqlite; do
   url=$(fresh_database "$backend")
   log "$backend: seeding $LISTINGS listings ($((LISTINGS * 2)) events)"
-  "$BENCH" seed --database-url "$url" --listings "$LISTINGS" >&2
+  "$BEFORE_BENCH" seed --database-url "$url" --listings "$LISTINGS" >&2
+  declare -A URL_OF=([before]=$url)
+  case "$backend" in
+    postgres)
+      psql "$PG_ADMIN_URL" -qAtc "DROP DATABASE IF EXISTS ${PG_BENCH_DB}_after WITH (FORCE)" >/dev/null
+      psql "$PG_ADMIN_URL" -qAtc "CREATE DATABASE ${PG_BENCH_DB}_after TEMPLATE $PG_BENCH_DB" >/dev/null
+      URL_OF[after]=${url}_after
+      ;;
+    sqlite)
+      mkdir -p "$WORK/after"
+      cp "$WORK"/data/cartie.db* "$WORK/after/"
+      URL_OF[after]=sqlite:$WORK/after/cartie.db
+      ;;
+  esac
   for run in $(seq 1 "$RUNS"); do
     for build in before after; do
       start=$(date +%s.%N)
-      CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=$url RUST_LOG=warn "${CARTIE_OF[$build]}" replay inventory >/dev/null 2>&1
+      if ! CARTIE_DATA_DIR=$WORK/data CARTIE_DATABASE_URL=${URL_OF[$build]} RUST_LOG=warn \
+        "${CARTIE_OF[$build]}" replay inventory >"$WORK/replay.log" 2>&1; then
+        log "$backend run $run, $build: replay failed"
+        cat "$WORK/replay.log" >&2
+        exit 1
+      fi
       end=$(date +%s.%N)
       seconds=$(python3 -c "print($end - $start)")
       log "$backend run $run, $build: ${seconds}s"
