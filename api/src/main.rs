@@ -19,7 +19,9 @@ use secrecy::ExposeSecret;
 
 /// mimalloc instead of the system allocator: the server allocates and frees many small
 /// buffers per request (HTTP, JSON, rows), where glibc's malloc took about a seventh of
-/// its CPU under load (docs/BENCHMARKS.md, "Allocator").
+/// its CPU under load (docs/BENCHMARKS.md, "Allocator"). Built without transparent huge
+/// pages (`no_thp`): batch after batch, the kernel zeroed 2 MiB pages that mimalloc had
+/// purged and touched again (docs/BENCHMARKS.md, 2026-12-04 evening).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
