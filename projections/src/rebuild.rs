@@ -9,9 +9,11 @@
 //!
 //! 1. **Fill.** One transaction creates fresh, empty copies of the tables in a schema of the
 //!    rebuild's own (`rebuild_<projection>`), with their primary keys, unique indexes
-//!    (upserts need them) and extended statistics but no other index, puts that schema first
-//!    on its `search_path` (so the projector's unqualified SQL writes into the copies),
-//!    applies the log to them and commits. The live tables and the live runner carry on.
+//!    (upserts need them) and extended statistics but no other index. Then the log is
+//!    applied to them in transactions of a few batches each, with that schema first on their
+//!    `search_path` (so the projector's unqualified SQL writes into the copies): a long
+//!    transaction would hold every reader of the log in the cluster below it (ADR 0002).
+//!    The live tables and the live runner carry on.
 //! 2. **Index.** The remaining indexes are built on the copies, a few at once on connections
 //!    of their own, and each copy is analysed once its indexes stand.
 //! 3. **Catch up and swap.** One transaction locks the projection's checkpoint (the live
@@ -79,35 +81,37 @@ async fn rebuild_in_place(
     let mut tx = db.begin_write().await?;
     checkpoint::lock(&mut tx, name).await?;
     projector.reset(&mut tx).await?;
-    let mut applied = 0;
+    let mut progress = Progress::new(on_progress);
     let position = apply_after(
         db,
         &mut tx,
         projector,
         LogPosition::START,
         batch_size,
-        &mut applied,
-        on_progress,
+        None,
+        &mut progress,
     )
     .await?;
     checkpoint::save(&mut tx, name, position).await?;
     tx.commit().await?;
-    Ok((position, applied))
+    Ok((position, progress.applied))
 }
 
 /// Applies every event after `from` that can be read now, batch by batch, in `tx`; answers
-/// the position of the last one (`from` when there are none). `applied` counts them.
+/// the position of the last one (`from` when there are none). `progress` counts them. With
+/// `chunks`, `tx` is committed and replaced by a fresh one every few batches.
 async fn apply_after(
     db: &Database,
     tx: &mut Tx,
     projector: &dyn Projector,
     from: LogPosition,
     batch_size: i64,
-    applied: &mut u64,
-    on_progress: &mut dyn FnMut(u64),
+    chunks: Option<&FillChunks<'_>>,
+    progress: &mut Progress<'_>,
 ) -> Result<LogPosition, ProjectionError> {
     let log = EventLog::new(db.clone());
     let mut position = from;
+    let mut batches = 0;
     let mut events = log.read_after(position, batch_size).await?;
     while let Some(last) = events.last().map(|e| e.position) {
         // Read the next batch (on a pool connection, in a task of its own so that decoding
@@ -119,13 +123,63 @@ async fn apply_after(
         });
         projector.apply(tx, &events).await?;
         position = last;
-        *applied += events.len() as u64;
-        on_progress(*applied);
+        progress.applied(events.len());
+        batches += 1;
+        if let Some(chunks) = chunks.filter(|c| batches % c.batches == 0) {
+            let fresh = chunks.begin(db).await?;
+            std::mem::replace(tx, fresh).commit().await?;
+        }
         events = next
             .await
             .map_err(|e| ProjectionError::Rebuild(format!("reading the log: {e}")))??;
     }
     Ok(position)
+}
+
+/// Events applied so far, reported to the caller after every batch.
+struct Progress<'a> {
+    applied: u64,
+    report: &'a mut dyn FnMut(u64),
+}
+
+impl<'a> Progress<'a> {
+    fn new(report: &'a mut dyn FnMut(u64)) -> Self {
+        Self { applied: 0, report }
+    }
+
+    fn applied(&mut self, events: usize) {
+        self.applied += events as u64;
+        (self.report)(self.applied);
+    }
+}
+
+/// PostgreSQL: the fill of a rebuild beside the live tables commits every few batches.
+/// Readers of the log stay below the oldest transaction running in the cluster (ADR 0002):
+/// a fill in one transaction would keep every projection and reactor from seeing new
+/// events until it ended. The copies are the rebuild's alone, so committing part of them
+/// exposes nothing, and a crash loses nothing that matters (the next rebuild drops them):
+/// these commits do not wait for the disk.
+struct FillChunks<'a> {
+    /// Batches per transaction.
+    batches: usize,
+    /// The rebuild's schema, first on each transaction's search path.
+    schema: &'a str,
+}
+
+impl FillChunks<'_> {
+    /// Batches of 5,000 events: a transaction of a quarter of a second or so here.
+    const BATCHES: usize = 4;
+
+    async fn begin(&self, db: &Database) -> Result<Tx, sqlx::Error> {
+        let mut tx = db.begin_write().await?;
+        if let Tx::Postgres(conn) = &mut tx {
+            sqlx::query("SET LOCAL synchronous_commit TO OFF")
+                .execute(&mut **conn)
+                .await?;
+        }
+        put_first_on_search_path(&mut tx, self.schema).await?;
+        Ok(tx)
+    }
 }
 
 /// PostgreSQL: fills fresh copies of the projector's tables beside the live ones, indexes
@@ -165,18 +219,26 @@ async fn rebuild_beside(
             .execute(&mut guard)
             .await?;
         let started = std::time::Instant::now();
-        let mut applied = 0;
+        let mut progress = Progress::new(on_progress);
         let mut tx = db.begin_write().await?;
+        let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
+            .fetch_one(&mut guard)
+            .await?;
         let copies = copy_postgres_tables(&mut tx, &schema, projector.tables()).await?;
-        let search_path = put_first_on_search_path(&mut tx, &schema).await?;
+        tx.commit().await?;
+        let chunks = FillChunks {
+            batches: FillChunks::BATCHES,
+            schema: &schema,
+        };
+        let mut tx = chunks.begin(db).await?;
         let filled = apply_after(
             db,
             &mut tx,
             projector,
             LogPosition::START,
             batch_size,
-            &mut applied,
-            on_progress,
+            Some(&chunks),
+            &mut progress,
         )
         .await?;
         tx.commit().await?;
@@ -196,8 +258,8 @@ async fn rebuild_beside(
             projector,
             filled,
             batch_size,
-            &mut applied,
-            on_progress,
+            None,
+            &mut progress,
         )
         .await?;
         swap_postgres_tables(&mut tx, &schema, &search_path, &copies).await?;
@@ -210,7 +272,7 @@ async fn rebuild_beside(
             swap = ?started.elapsed(),
             "rebuild steps"
         );
-        Ok::<_, ProjectionError>((position, applied))
+        Ok::<_, ProjectionError>((position, progress.applied))
     }
     .await;
     if rebuilt.is_err() {
@@ -248,18 +310,23 @@ impl Copy {
     }
 }
 
-/// Puts `schema` first on the transaction's search path; answers the path it had.
-async fn put_first_on_search_path(tx: &mut Tx, schema: &str) -> Result<String, sqlx::Error> {
+/// Puts `schema` first on the transaction's search path.
+async fn put_first_on_search_path(tx: &mut Tx, schema: &str) -> Result<(), sqlx::Error> {
     let Tx::Postgres(tx) = tx else {
         unreachable!("called for PostgreSQL only")
     };
     let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
         .fetch_one(&mut **tx)
         .await?;
-    sqlx::query(&format!("SET LOCAL search_path TO {schema}, {search_path}"))
+    let path = if search_path.trim().is_empty() {
+        schema.to_string()
+    } else {
+        format!("{schema}, {search_path}")
+    };
+    sqlx::query(&format!("SET LOCAL search_path TO {path}"))
         .execute(&mut **tx)
         .await?;
-    Ok(search_path)
+    Ok(())
 }
 
 /// PostgreSQL: creates the schema `schema` and in it empty copies of `tables`, with their
@@ -441,8 +508,20 @@ async fn build_indexes(
         let Some(done) = running.join_next().await else {
             return Ok(());
         };
-        let done = done.map_err(|e| ProjectionError::Rebuild(format!("index build: {e}")))?;
-        if let Some(table) = done? {
+        let done = match done {
+            Ok(Ok(table)) => table,
+            failed => {
+                // Let the builds under way end (dropping their tasks would not stop them in
+                // the server, and dropping the copies would then wait for them anyway).
+                while running.join_next().await.is_some() {}
+                return Err(match failed {
+                    Ok(Err(error)) => error.into(),
+                    Err(error) => ProjectionError::Rebuild(format!("index build: {error}")),
+                    Ok(Ok(_)) => unreachable!("matched above"),
+                });
+            }
+        };
+        if let Some(table) = done {
             waiting[table] -= 1;
             if waiting[table] == 0 {
                 // The rest of the table's critical path: ahead of the other indexes.
@@ -462,6 +541,11 @@ async fn swap_postgres_tables(
 ) -> Result<(), ProjectionError> {
     let Tx::Postgres(tx) = tx else {
         unreachable!("called for PostgreSQL only")
+    };
+    let search_path = if search_path.trim().is_empty() {
+        "''"
+    } else {
+        search_path
     };
     sqlx::query(&format!("SET LOCAL search_path TO {search_path}"))
         .execute(&mut **tx)

@@ -21,7 +21,8 @@ pub enum ProjectionError {
         event_type: String,
         reason: String,
     },
-    /// A rebuild could not set the projector's tables aside or put them back.
+    /// A rebuild could not run (another rebuild of the projection is running), or could
+    /// not build the projector's tables beside the live ones or put them in place.
     #[error("rebuild: {0}")]
     Rebuild(String),
 }

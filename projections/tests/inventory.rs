@@ -738,9 +738,9 @@ async fn a_rebuild_yields_exactly_the_tables_of_incremental_projection(backend: 
     assert_eq!(position, runner.progress().position());
 }
 
-/// The indexes, constraints, extended statistics and column statistics targets of the
-/// Inventory's tables, as the database describes them (names and definitions), plus any
-/// schema a rebuild left behind.
+/// The indexes, constraints, extended statistics, column statistics targets and storage
+/// parameters of the Inventory's tables, as the database describes them (names and
+/// definitions), plus any schema a rebuild left behind.
 async fn catalog(db: &Database) -> Vec<(String, String)> {
     match db {
         Database::Sqlite(sqlite) => sqlx::query_as(
@@ -758,6 +758,9 @@ async fn catalog(db: &Database) -> Vec<(String, String)> {
              UNION ALL SELECT stxname::text, pg_get_statisticsobjdef(oid) FROM pg_statistic_ext \
              WHERE stxrelid = 'inventory_listings'::regclass \
              UNION ALL SELECT nspname::text, 'schema' FROM pg_namespace WHERE nspname LIKE 'rebuild%' \
+             UNION ALL SELECT relname::text, 'options ' || array_to_string(reloptions, ', ') \
+             FROM pg_class WHERE reloptions IS NOT NULL \
+               AND oid IN ('inventory_listings'::regclass, 'inventory_price_history'::regclass) \
              UNION ALL SELECT attrelid::regclass || '.' || attname, 'statistics ' || attstattarget \
              FROM pg_attribute WHERE attstattarget >= 0 AND attnum > 0 \
                AND attrelid IN ('inventory_listings'::regclass, 'inventory_price_history'::regclass) \

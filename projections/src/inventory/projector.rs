@@ -334,6 +334,11 @@ async fn write_rows(tx: &mut Tx, rows: &[ListingRow], write: Write) -> Result<()
     }
 }
 
+/// One column of `rows`, as an array parameter for `unnest`.
+fn column<'a, R, T>(rows: &'a [R], value: impl Fn(&'a R) -> T) -> Vec<T> {
+    rows.iter().map(value).collect()
+}
+
 /// PostgreSQL: every row in one statement, a column an array (`unnest` zips them back into
 /// rows). Parsing and binding 27 arrays costs far less than 27 parameters a row.
 async fn write_rows_postgres(
@@ -341,9 +346,6 @@ async fn write_rows_postgres(
     rows: &[ListingRow],
     write: Write,
 ) -> Result<(), sqlx::Error> {
-    fn column<'a, T>(rows: &'a [ListingRow], value: impl Fn(&'a ListingRow) -> T) -> Vec<T> {
-        rows.iter().map(value).collect()
-    }
     sqlx::query(&format!(
         "INSERT INTO inventory_listings ({LISTING_COLUMNS}) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int8[], $4::text[], $5::text[], \
@@ -393,9 +395,6 @@ async fn insert_prices(tx: &mut Tx, prices: &[PriceRow]) -> Result<(), sqlx::Err
     }
     match tx {
         Tx::Postgres(conn) => {
-            fn column<'a, T>(prices: &'a [PriceRow], value: impl Fn(&'a PriceRow) -> T) -> Vec<T> {
-                prices.iter().map(value).collect()
-            }
             sqlx::query(
                 "INSERT INTO inventory_price_history \
                  (listing_id, version, workspace_id, price_minor, price_currency, changed_at) \
