@@ -872,6 +872,16 @@ async fn a_failed_rebuild_leaves_the_tables_and_indexes_as_they_were(backend: Ba
         .await
         .unwrap();
     assert_eq!(after, position, "the checkpoint did not move");
+    if let Database::Postgres(pool) = f.db() {
+        let held: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks WHERE locktype = 'advisory' \
+             AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert_eq!(held, 0, "the failed rebuild let go of its lock");
+    }
 }
 
 /// A rebuild (or another process) moved the checkpoint under a running runner: the runner
