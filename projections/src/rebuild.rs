@@ -8,7 +8,8 @@
 //! names its tables ([`Projector::tables`]) is rebuilt on PostgreSQL in four steps:
 //!
 //! 1. **Fill.** One transaction creates fresh, empty copies of the tables in a schema of the
-//!    rebuild's own (`rebuild_<projection>`), with their primary keys, unique indexes
+//!    rebuild's own (`rebuild_<projection>`, other characters than letters and digits made
+//!    `_`), with their primary keys, unique indexes
 //!    (upserts need them) and extended statistics but no other index. Then the log is
 //!    applied to them in transactions of a few batches each, with that schema first on their
 //!    `search_path` (so the projector's unqualified SQL writes into the copies): a long
@@ -192,15 +193,15 @@ async fn rebuild_beside(
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(LogPosition, u64), ProjectionError> {
     let name = projector.name();
-    if !name
+    // A plain identifier: "telegram-delivery" is rebuilt in `rebuild_telegram_delivery`.
+    let schema: String = "rebuild_"
         .chars()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-    {
-        return Err(ProjectionError::Rebuild(format!(
-            "projection name {name:?} is not a plain identifier"
-        )));
-    }
-    let schema = format!("rebuild_{name}");
+        .chain(name.chars().map(|c| match c {
+            'a'..='z' | '0'..='9' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '_',
+        }))
+        .collect();
     // A connection of its own holds the session lock; closing it (or the process ending)
     // releases the lock.
     let mut guard = pool.acquire().await?.detach();
