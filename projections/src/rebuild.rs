@@ -126,7 +126,7 @@ async fn apply_after(
         position = last;
         progress.applied(events.len());
         batches += 1;
-        if let Some(chunks) = chunks.filter(|c| batches % c.batches == 0) {
+        if let Some(chunks) = chunks.filter(|_| batches % FillChunks::BATCHES == 0) {
             let fresh = chunks.begin(db).await?;
             std::mem::replace(tx, fresh).commit().await?;
         }
@@ -161,14 +161,12 @@ impl<'a> Progress<'a> {
 /// exposes nothing, and a crash loses nothing that matters (the next rebuild drops them):
 /// these commits do not wait for the disk.
 struct FillChunks<'a> {
-    /// Batches per transaction.
-    batches: usize,
     /// The rebuild's schema, first on each transaction's search path.
     schema: &'a str,
 }
 
 impl FillChunks<'_> {
-    /// Batches of 5,000 events: a transaction of a quarter of a second or so here.
+    /// Batches per transaction; of 5,000 events, a quarter of a second or so here.
     const BATCHES: usize = 4;
 
     async fn begin(&self, db: &Database) -> Result<Tx, sqlx::Error> {
@@ -221,16 +219,13 @@ async fn rebuild_beside(
             .await?;
         let started = std::time::Instant::now();
         let mut progress = Progress::new(on_progress);
-        let mut tx = db.begin_write().await?;
         let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
             .fetch_one(&mut guard)
             .await?;
+        let mut tx = db.begin_write().await?;
         let copies = copy_postgres_tables(&mut tx, &schema, projector.tables()).await?;
         tx.commit().await?;
-        let chunks = FillChunks {
-            batches: FillChunks::BATCHES,
-            schema: &schema,
-        };
+        let chunks = FillChunks { schema: &schema };
         let mut tx = chunks.begin(db).await?;
         let filled = apply_after(
             db,
@@ -510,19 +505,19 @@ async fn build_indexes(
             return Ok(());
         };
         let done = match done {
-            Ok(Ok(table)) => table,
-            failed => {
+            Ok(built) => built.map_err(ProjectionError::from),
+            Err(error) => Err(ProjectionError::Rebuild(format!("index build: {error}"))),
+        };
+        let table = match done {
+            Ok(table) => table,
+            Err(error) => {
                 // Let the builds under way end (dropping their tasks would not stop them in
                 // the server, and dropping the copies would then wait for them anyway).
                 while running.join_next().await.is_some() {}
-                return Err(match failed {
-                    Ok(Err(error)) => error.into(),
-                    Err(error) => ProjectionError::Rebuild(format!("index build: {error}")),
-                    Ok(Ok(_)) => unreachable!("matched above"),
-                });
+                return Err(error);
             }
         };
-        if let Some(table) = done {
+        if let Some(table) = table {
             waiting[table] -= 1;
             if waiting[table] == 0 {
                 // The rest of the table's critical path: ahead of the other indexes.
