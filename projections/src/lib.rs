@@ -4,6 +4,7 @@
 
 pub mod bots;
 pub mod checkpoint;
+mod copy;
 pub mod directory;
 pub mod inbox;
 pub mod inventory;
@@ -14,4 +15,6 @@ pub mod runner;
 pub mod telegram_delivery;
 
 pub use rebuild::rebuild;
-pub use runner::{ProjectionError, ProjectionProgress, ProjectionRunner, Projector};
+pub use runner::{
+    PrepareAhead, Prepared, ProjectionError, ProjectionProgress, ProjectionRunner, Projector,
+};

@@ -31,16 +31,19 @@
 
 use std::collections::VecDeque;
 
-use cartie_store::{Database, EventLog, LogPosition, Tx};
+use cartie_store::{Database, EventLog, LogPosition, StoredEvent, Tx};
 use sqlx::PgPool;
 
 use crate::checkpoint;
-use crate::runner::{ProjectionError, Projector};
+use crate::runner::{Prepared, ProjectionError, Projector};
 
 /// Index builds and analyses run at once during a PostgreSQL rebuild. PostgreSQL gives a
 /// B-tree build parallel workers of its own; two statements keep a small server busy
 /// while the trigram index, which gets none, is built.
 const INDEX_STATEMENTS_AT_ONCE: usize = 2;
+
+/// Batches a rebuild reads and prepares ahead of the one it applies.
+const BATCHES_AHEAD: usize = 2;
 
 /// Rebuilds a projection from the start of the log: readers keep seeing the old tables
 /// until the rebuilt ones replace them at once (see docs/adr/0004, 0015 and 0022).
@@ -101,6 +104,11 @@ async fn rebuild_in_place(
 /// Applies every event after `from` that can be read now, batch by batch, in `tx`; answers
 /// the position of the last one (`from` when there are none). `progress` counts them. With
 /// `chunks`, `tx` is committed and replaced by a fresh one every few batches.
+///
+/// Three stages overlap, each on a thread of its own where it can: a task reads the log
+/// batch after batch (on a pool connection), a task per batch prepares it (see
+/// [`Projector::prepare_ahead`]), and this one applies the batches in order on the
+/// transaction's connection.
 async fn apply_after(
     db: &Database,
     tx: &mut Tx,
@@ -111,31 +119,62 @@ async fn apply_after(
     progress: &mut Progress<'_>,
 ) -> Result<LogPosition, ProjectionError> {
     let log = EventLog::new(db.clone());
-    let mut position = from;
-    let mut batches = 0;
-    let mut events = log.read_after(position, batch_size).await?;
-    while let Some(last) = events.last().map(|e| e.position) {
-        // Read the next batch (on a pool connection, in a task of its own so that decoding
-        // its rows runs on another thread) while this one is applied (on the transaction's):
-        // the two overlap instead of taking turns.
-        let next = tokio::spawn({
-            let log = log.clone();
-            async move { log.read_after(last, batch_size).await }
-        });
-        projector.apply(tx, &events).await?;
-        position = last;
-        progress.applied(events.len());
-        batches += 1;
-        if let Some(chunks) = chunks.filter(|_| batches % FillChunks::BATCHES == 0) {
-            let fresh = chunks.begin(db).await?;
-            std::mem::replace(tx, fresh).commit().await?;
+    let prepare = projector.prepare_ahead();
+    // Batches read and being prepared, in log order; a few at most.
+    let (batches, mut ready) = tokio::sync::mpsc::channel::<Preparing>(BATCHES_AHEAD);
+    let reader = tokio::spawn(async move {
+        let mut after = from;
+        loop {
+            let events = match log.read_after(after, batch_size).await {
+                Ok(events) => events,
+                Err(error) => {
+                    let _ = batches
+                        .send(tokio::spawn(async { Err(error.into()) }))
+                        .await;
+                    return;
+                }
+            };
+            let Some(last) = events.last().map(|e| e.position) else {
+                return;
+            };
+            after = last;
+            let preparing = tokio::spawn(async move {
+                let prepared = prepare.map(|prepare| prepare(&events)).transpose()?;
+                Ok((events, prepared))
+            });
+            if batches.send(preparing).await.is_err() {
+                return; // the rebuild stopped
+            }
         }
-        events = next
-            .await
-            .map_err(|e| ProjectionError::Rebuild(format!("reading the log: {e}")))??;
+    });
+    let applied = async {
+        let mut position = from;
+        let mut applied_batches = 0;
+        while let Some(preparing) = ready.recv().await {
+            let (events, prepared) = preparing
+                .await
+                .map_err(|e| ProjectionError::Rebuild(format!("preparing a batch: {e}")))??;
+            projector.apply_rebuilding(tx, &events, prepared).await?;
+            position = events.last().map_or(position, |e| e.position);
+            progress.applied(events.len());
+            applied_batches += 1;
+            if let Some(chunks) = chunks.filter(|_| applied_batches % FillChunks::BATCHES == 0) {
+                let fresh = chunks.begin(db).await?;
+                std::mem::replace(tx, fresh).commit().await?;
+            }
+        }
+        Ok(position)
     }
-    Ok(position)
+    .await;
+    if applied.is_err() {
+        reader.abort();
+    }
+    applied
 }
+
+/// A batch of the log being prepared, as the reader hands it on.
+type Preparing =
+    tokio::task::JoinHandle<Result<(Vec<StoredEvent>, Option<Prepared>), ProjectionError>>;
 
 /// Events applied so far, reported to the caller after every batch.
 struct Progress<'a> {

@@ -39,6 +39,14 @@ impl ProjectionError {
     }
 }
 
+/// What a projector's [`Projector::prepare_ahead`] function makes of a batch; the same
+/// projector's [`Projector::apply_rebuilding`] knows its type.
+pub type Prepared = Box<dyn std::any::Any + Send>;
+
+/// Work on a batch ahead of its transaction (see [`Projector::prepare_ahead`]): a plain
+/// function, so that a rebuild can run it on a thread of its own.
+pub type PrepareAhead = fn(&[StoredEvent]) -> Result<Prepared, ProjectionError>;
+
 /// Turns events into read-model rows. Implementations are deterministic and write only
 /// their own tables, inside the transaction they are given; applying the same events to
 /// the same rows twice must change nothing.
@@ -65,6 +73,29 @@ pub trait Projector: Send + Sync + 'static {
 
     /// Empties the projector's tables, for a rebuild.
     async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError>;
+
+    /// For rebuilds: the work on a batch that needs no database: decoding payloads, and
+    /// (since a rebuild's tables hold none of the batch's events) applying the events of
+    /// what the batch creates. A rebuild runs it on a batch, on another thread, while the
+    /// batches before it are written, and hands what it answers to
+    /// [`Projector::apply_rebuilding`]. `None` (the default): nothing to do ahead.
+    fn prepare_ahead(&self) -> Option<PrepareAhead> {
+        None
+    }
+
+    /// For rebuilds: applies a batch to tables that hold what this rebuild has applied so
+    /// far and nothing else, so that no event of the batch is in them yet. `prepared` is
+    /// what [`Projector::prepare_ahead`]'s function made of `events`. The default applies
+    /// `events` as [`Projector::apply`] does.
+    async fn apply_rebuilding(
+        &self,
+        tx: &mut Tx,
+        events: &[StoredEvent],
+        prepared: Option<Prepared>,
+    ) -> Result<(), ProjectionError> {
+        let _ = prepared;
+        self.apply(tx, events).await
+    }
 
     /// The tables the projector writes, all of which `reset` empties and nothing else
     /// writes. On PostgreSQL a rebuild fills fresh copies of them without their secondary

@@ -71,7 +71,9 @@ impl Fixture {
         let id = ListingId::generate();
         let text = |s: &str| Some(Text::parse("t", s, 10_000).unwrap());
         let details = ListingDetails {
-            description: car.description.and_then(text),
+            description: car
+                .description
+                .map(|s| Text::parse_multiline("description", s, Text::LONG).unwrap()),
             brand: text(car.brand),
             model: text(car.model),
             year: Some(Year::parse("year", car.year, 2026).unwrap()),
@@ -719,15 +721,24 @@ async fn a_rebuild_yields_exactly_the_tables_of_incremental_projection(backend: 
     )
     .with_batch_size(4);
     catch_up(&runner, f.db()).await;
-    f.add(Car {
-        brand: "Skoda",
-        model: "Octavia",
-        ..CAMRY
-    })
-    .await;
+    // Text a rebuild streams into PostgreSQL as it is: tabs, backslashes, new lines,
+    // quotes, Cyrillic and an emoji.
+    let octavia = f
+        .add(Car {
+            brand: "Skoda",
+            model: "Octavia",
+            description: Some("Tab\there, C:\\back\\slash\nnew \"line\" — Пробіг 🚗"),
+            ..CAMRY
+        })
+        .await;
     catch_up(&runner, f.db()).await;
     let incremental = dump(f.db()).await;
     assert_eq!(incremental.0.len(), 11);
+    let row = incremental.0.iter().find(|row| row.listing_id == octavia.0);
+    assert_eq!(
+        row.and_then(|row| row.description.as_deref()),
+        Some("Tab\there, C:\\back\\slash\nnew \"line\" — Пробіг 🚗")
+    );
 
     let mut reported = Vec::new();
     let position = rebuild(f.db(), &InventoryProjector, 10, |n| reported.push(n))

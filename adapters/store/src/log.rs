@@ -17,20 +17,45 @@ use crate::position::LogPosition;
 /// One event as stored in the log, with its place in global order. Payload and metadata
 /// stay the JSON text they were stored as: a reader decodes straight into the type it
 /// needs, without building a `serde_json::Value` first.
-#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    #[sqlx(flatten)]
     pub position: LogPosition,
     pub aggregate_type: String,
     pub aggregate_id: String,
     pub sequence: i64,
     pub event_type: String,
     pub event_version: String,
-    #[sqlx(rename = "payload")]
     pub payload_json: String,
-    #[sqlx(rename = "metadata")]
     pub metadata_json: String,
     pub recorded_at: DateTime<Utc>,
+}
+
+/// A row of [`SQLITE_SELECT`] or [`POSTGRES_SELECT`], read by column position. A rebuild
+/// decodes every event of the log: looking each column up by name and checking its type
+/// against the field's took a third of that (the statements fix both).
+impl<'r, R: sqlx::Row> sqlx::FromRow<'r, R> for StoredEvent
+where
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Decode<'r, R::Database>,
+    String: sqlx::Decode<'r, R::Database>,
+    DateTime<Utc>: sqlx::Decode<'r, R::Database>,
+{
+    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(Self {
+            position: LogPosition {
+                transaction_id: row.try_get_unchecked(0)?,
+                global_position: row.try_get_unchecked(1)?,
+            },
+            aggregate_type: row.try_get_unchecked(2)?,
+            aggregate_id: row.try_get_unchecked(3)?,
+            sequence: row.try_get_unchecked(4)?,
+            event_type: row.try_get_unchecked(5)?,
+            event_version: row.try_get_unchecked(6)?,
+            payload_json: row.try_get_unchecked(7)?,
+            metadata_json: row.try_get_unchecked(8)?,
+            recorded_at: row.try_get_unchecked(9)?,
+        })
+    }
 }
 
 impl StoredEvent {
