@@ -12,7 +12,6 @@ pub(crate) struct CopyRows {
     columns: i16,
     /// Fields written of the current row.
     fields: i16,
-    rows: u64,
 }
 
 impl CopyRows {
@@ -26,7 +25,6 @@ impl CopyRows {
             buffer,
             columns,
             fields: columns,
-            rows: 0,
         }
     }
 
@@ -35,7 +33,6 @@ impl CopyRows {
         debug_assert_eq!(self.fields, self.columns, "the last row is incomplete");
         self.buffer.extend_from_slice(&self.columns.to_be_bytes());
         self.fields = 0;
-        self.rows += 1;
         self
     }
 
@@ -44,19 +41,7 @@ impl CopyRows {
         &mut self,
         value: &T,
     ) -> Result<&mut Self, BoxDynError> {
-        debug_assert!(self.fields < self.columns, "more fields than columns");
-        let start = self.buffer.len();
-        self.buffer.extend_from_slice(&[0; 4]);
-        let length = match value.encode_by_ref(&mut self.buffer)? {
-            sqlx::encode::IsNull::Yes => {
-                self.buffer.truncate(start + 4);
-                -1
-            }
-            sqlx::encode::IsNull::No => i32::try_from(self.buffer.len() - start - 4)?,
-        };
-        self.buffer[start..start + 4].copy_from_slice(&length.to_be_bytes());
-        self.fields += 1;
-        Ok(self)
+        self.framed(|buffer| value.encode_by_ref(buffer))
     }
 
     /// Writes the next field of the row as `jsonb` (its binary form: a version byte and
@@ -65,11 +50,28 @@ impl CopyRows {
         &mut self,
         value: &impl serde::Serialize,
     ) -> Result<&mut Self, BoxDynError> {
+        self.framed(|buffer| {
+            buffer.push(1);
+            serde_json::to_writer(&mut **buffer, value)?;
+            Ok(sqlx::encode::IsNull::No)
+        })
+    }
+
+    /// Writes a field: its length (-1 for NULL), then what `write` put in the buffer.
+    fn framed(
+        &mut self,
+        write: impl FnOnce(&mut PgArgumentBuffer) -> Result<sqlx::encode::IsNull, BoxDynError>,
+    ) -> Result<&mut Self, BoxDynError> {
         debug_assert!(self.fields < self.columns, "more fields than columns");
         let start = self.buffer.len();
-        self.buffer.extend_from_slice(&[0, 0, 0, 0, 1]);
-        serde_json::to_writer(&mut *self.buffer, value)?;
-        let length = i32::try_from(self.buffer.len() - start - 4)?;
+        self.buffer.extend_from_slice(&[0; 4]);
+        let length = match write(&mut self.buffer)? {
+            sqlx::encode::IsNull::Yes => {
+                self.buffer.truncate(start + 4);
+                -1
+            }
+            sqlx::encode::IsNull::No => i32::try_from(self.buffer.len() - start - 4)?,
+        };
         self.buffer[start..start + 4].copy_from_slice(&length.to_be_bytes());
         self.fields += 1;
         Ok(self)
@@ -83,9 +85,6 @@ impl CopyRows {
         target: &str,
     ) -> Result<u64, sqlx::Error> {
         debug_assert_eq!(self.fields, self.columns, "the last row is incomplete");
-        if self.rows == 0 {
-            return Ok(0);
-        }
         self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
         let mut copy = conn
             .copy_in_raw(&format!("COPY {target} FROM STDIN (FORMAT binary)"))
