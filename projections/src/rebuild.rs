@@ -9,14 +9,16 @@
 //!
 //! 1. **Fill.** One transaction creates fresh, empty copies of the tables in a schema of the
 //!    rebuild's own (`rebuild_<projection>`, other characters than letters and digits made
-//!    `_`), with their primary keys, unique indexes
-//!    (upserts need them) and extended statistics but no other index. Then the log is
+//!    `_`), with their primary keys, unique indexes (upserts and reads by key need them;
+//!    not those of [`Projector::insert_only_tables`]) and extended statistics but no other
+//!    index. Then the log is
 //!    applied to them in transactions of a few batches each, with that schema first on their
 //!    `search_path` (so the projector's unqualified SQL writes into the copies): a long
 //!    transaction would hold every reader of the log in the cluster below it (ADR 0002).
 //!    The live tables and the live runner carry on.
 //! 2. **Index.** The remaining indexes are built on the copies, a few at once on connections
-//!    of their own, and each copy is analysed once its indexes stand.
+//!    of their own, and each copy is analysed: before its indexes are built unless one of
+//!    them is on an expression (see [`Steps`]).
 //! 3. **Catch up and swap.** One transaction locks the projection's checkpoint (the live
 //!    runner waits), applies to the copies what was appended since the fill, drops the live
 //!    tables, moves the copies into their schema and saves the checkpoint. Readers keep
@@ -25,9 +27,9 @@
 //!    an interrupted rebuild left behind is dropped by the next one. A failure leaves the
 //!    live tables, indexes and checkpoint as they were.
 //!
-//! On SQLite the tables are emptied and refilled in place, in one transaction: measured on
-//! 100,000 events, dropping SQLite's indexes first and creating them at the end changed
-//! nothing (ADR 0015).
+//! On SQLite the tables are emptied and refilled in place, in one transaction, with the
+//! writer's page cache grown for it ([`WriterCache`]): measured on 100,000 events, dropping
+//! SQLite's indexes first and creating them at the end changed nothing (ADRs 0015, 0024).
 
 use std::collections::VecDeque;
 
@@ -83,22 +85,72 @@ async fn rebuild_in_place(
 ) -> Result<(LogPosition, u64), ProjectionError> {
     let name = projector.name();
     let mut tx = db.begin_write().await?;
-    checkpoint::lock(&mut tx, name).await?;
-    projector.reset(&mut tx).await?;
-    let mut progress = Progress::new(on_progress);
-    let position = apply_after(
-        db,
-        &mut tx,
-        projector,
-        LogPosition::START,
-        batch_size,
-        None,
-        &mut progress,
-    )
-    .await?;
-    checkpoint::save(&mut tx, name, position).await?;
-    tx.commit().await?;
-    Ok((position, progress.applied))
+    let cache = WriterCache::grow(&mut tx).await?;
+    let rebuilt = async {
+        checkpoint::lock(&mut tx, name).await?;
+        projector.reset(&mut tx).await?;
+        let mut progress = Progress::new(on_progress);
+        let position = apply_after(
+            db,
+            &mut tx,
+            projector,
+            LogPosition::START,
+            batch_size,
+            None,
+            &mut progress,
+        )
+        .await?;
+        checkpoint::save(&mut tx, name, position).await?;
+        tx.commit().await?;
+        Ok::<_, ProjectionError>((position, progress.applied))
+    }
+    .await;
+    if let Some(cache) = cache {
+        cache.shrink(db).await;
+    }
+    rebuilt
+}
+
+/// SQLite: the writer connection's page cache, grown for a rebuild. A rebuild's transaction
+/// changes every page of the projection's tables and indexes; in SQLite's default cache
+/// (2 MiB) most of them are written out to the WAL before the commit and read back when
+/// changed again. The cache holds them for the rebuild and gives the memory back after.
+struct WriterCache {
+    /// `PRAGMA cache_size` before the rebuild, to restore.
+    before: i64,
+}
+
+impl WriterCache {
+    /// Pages of up to this many KiB stay in the writer's cache during a rebuild.
+    const REBUILD_KIB: i64 = 128 * 1024;
+
+    /// Grows the cache of the transaction's connection; `None` on PostgreSQL.
+    async fn grow(tx: &mut Tx) -> Result<Option<Self>, sqlx::Error> {
+        let Tx::Sqlite(conn) = tx else {
+            return Ok(None);
+        };
+        let before: i64 = sqlx::query_scalar("PRAGMA cache_size")
+            .fetch_one(&mut **conn)
+            .await?;
+        // A negative size is in KiB, a positive one in pages.
+        sqlx::query(&format!("PRAGMA cache_size = -{}", Self::REBUILD_KIB))
+            .execute(&mut **conn)
+            .await?;
+        Ok(Some(Self { before }))
+    }
+
+    /// Restores the writer's cache size, which frees the pages above it.
+    async fn shrink(self, db: &Database) {
+        let Database::Sqlite(sqlite) = db else {
+            return;
+        };
+        let restore = sqlx::query(&format!("PRAGMA cache_size = {}", self.before))
+            .execute(&sqlite.write)
+            .await;
+        if let Err(error) = restore {
+            tracing::warn!(%error, "could not restore the SQLite writer's page cache size");
+        }
+    }
 }
 
 /// Applies every event after `from` that can be read now, batch by batch, in `tx`; answers
@@ -262,7 +314,13 @@ async fn rebuild_beside(
             .fetch_one(&mut guard)
             .await?;
         let mut tx = db.begin_write().await?;
-        let copies = copy_postgres_tables(&mut tx, &schema, projector.tables()).await?;
+        let copies = copy_postgres_tables(
+            &mut tx,
+            &schema,
+            projector.tables(),
+            projector.insert_only_tables(),
+        )
+        .await?;
         tx.commit().await?;
         let chunks = FillChunks { schema: &schema };
         let mut tx = chunks.begin(db).await?;
@@ -332,6 +390,13 @@ struct Copy {
     name: String,
     /// `CREATE INDEX` statements for the copy, run once it is filled, costliest first.
     indexes: Vec<String>,
+    /// `ALTER TABLE … ADD CONSTRAINT … USING INDEX` statements, run once `indexes` stand:
+    /// the primary key and unique constraints of an insert-only table, made of indexes
+    /// built with the others.
+    constraints: Vec<String>,
+    /// Whether the table's planner statistics can be gathered before its indexes are
+    /// built: only an index on an expression has statistics of its own, which need it.
+    analyse_first: bool,
     /// The table's storage parameters (`name=value`), given to the copy at the swap.
     options: Vec<String>,
     /// The schema and name of each extended statistics object of the table, created on
@@ -366,13 +431,15 @@ async fn put_first_on_search_path(tx: &mut Tx, schema: &str) -> Result<(), sqlx:
 
 /// PostgreSQL: creates the schema `schema` and in it empty copies of `tables`, with their
 /// columns, defaults, checks, statistics targets, primary keys, unique indexes and extended
-/// statistics; the other indexes are answered, to be built once the copies are filled.
-/// Autovacuum leaves the copies alone until they are swapped in: its analysis would hold up
-/// the index builds.
+/// statistics; the other indexes are answered, to be built once the copies are filled, and
+/// so are the primary keys and unique indexes of the `insert_only` tables (see
+/// [`Projector::insert_only_tables`]). Autovacuum leaves the copies alone until they are
+/// swapped in: its analysis would hold up the index builds.
 async fn copy_postgres_tables(
     tx: &mut Tx,
     schema: &str,
     tables: &[&str],
+    insert_only: &[&str],
 ) -> Result<Vec<Copy>, ProjectionError> {
     let Tx::Postgres(tx) = tx else {
         unreachable!("called for PostgreSQL only")
@@ -393,11 +460,21 @@ async fn copy_postgres_tables(
         let Some((table_schema, name, options)) = found else {
             return Err(ProjectionError::Rebuild(format!("no table {table}")));
         };
+        let analyse_first: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM pg_index \
+             WHERE indrelid = to_regclass($1) AND indexprs IS NOT NULL)",
+        )
+        .bind(table)
+        .fetch_one(&mut **tx)
+        .await?;
+        let deferred = insert_only.contains(table);
         let mut copy = Copy {
             schema: table_schema,
             name,
             options,
             indexes: Vec::new(),
+            constraints: Vec::new(),
+            analyse_first,
             statistics: Vec::new(),
         };
         let original = copy.qualified();
@@ -429,19 +506,49 @@ async fn copy_postgres_tables(
                 .await?;
         }
 
-        let constraints: Vec<(String, String)> = sqlx::query_as(
-            "SELECT quote_ident(conname), pg_get_constraintdef(oid) FROM pg_constraint \
-             WHERE conrelid = to_regclass($1) AND contype IN ('p', 'u', 'x') ORDER BY conname",
+        let on_original = format!(" ON {original} ");
+        // pg_get_indexdef names the table schema-qualified: point it at the copy.
+        let on_copy = |definition: String| {
+            if definition.contains(&on_original) {
+                Ok(definition.replacen(&on_original, &format!(" ON {target} "), 1))
+            } else {
+                Err(ProjectionError::Rebuild(format!(
+                    "cannot read the index definition {definition:?}"
+                )))
+            }
+        };
+        // Name and definition; for a primary key or unique constraint an insert-only table
+        // can have built later, its kind and its index's definition and name.
+        type Constraint = (String, String, Option<String>, String, String);
+        let constraints: Vec<Constraint> = sqlx::query_as(
+            "SELECT quote_ident(c.conname), pg_get_constraintdef(c.oid), \
+                    CASE WHEN NOT c.condeferrable THEN \
+                      CASE c.contype WHEN 'p' THEN 'PRIMARY KEY' WHEN 'u' THEN 'UNIQUE' END \
+                    END, \
+                    COALESCE(pg_get_indexdef(c.conindid), ''), COALESCE(quote_ident(i.relname), '') \
+             FROM pg_constraint c LEFT JOIN pg_class i ON i.oid = c.conindid \
+             WHERE c.conrelid = to_regclass($1) AND c.contype IN ('p', 'u', 'x') \
+             ORDER BY c.conname",
         )
         .bind(table)
         .fetch_all(&mut **tx)
         .await?;
-        for (name, definition) in constraints {
-            sqlx::query(&format!(
-                "ALTER TABLE {target} ADD CONSTRAINT {name} {definition}"
-            ))
-            .execute(&mut **tx)
-            .await?;
+        for (name, definition, kind, index, index_name) in constraints {
+            match kind {
+                Some(kind) if deferred => {
+                    copy.indexes.push(on_copy(index)?);
+                    copy.constraints.push(format!(
+                        "ALTER TABLE {target} ADD CONSTRAINT {name} {kind} USING INDEX {index_name}"
+                    ));
+                }
+                _ => {
+                    sqlx::query(&format!(
+                        "ALTER TABLE {target} ADD CONSTRAINT {name} {definition}"
+                    ))
+                    .execute(&mut **tx)
+                    .await?;
+                }
+            }
         }
 
         let indexes: Vec<(String, bool)> = sqlx::query_as(
@@ -454,15 +561,8 @@ async fn copy_postgres_tables(
         .fetch_all(&mut **tx)
         .await?;
         for (definition, unique) in indexes {
-            // pg_get_indexdef names the table schema-qualified: point it at the copy.
-            let on_original = format!(" ON {original} ");
-            if !definition.contains(&on_original) {
-                return Err(ProjectionError::Rebuild(format!(
-                    "cannot read the index definition {definition:?}"
-                )));
-            }
-            let statement = definition.replacen(&on_original, &format!(" ON {target} "), 1);
-            if unique {
+            let statement = on_copy(definition)?;
+            if unique && !deferred {
                 sqlx::query(&statement).execute(&mut **tx).await?;
             } else {
                 copy.indexes.push(statement);
@@ -511,34 +611,32 @@ async fn copy_postgres_tables(
     Ok(copies)
 }
 
-/// PostgreSQL: builds the copies' indexes, [`INDEX_STATEMENTS_AT_ONCE`] at a time on pool
-/// connections, and analyses each copy once its indexes stand (planner statistics belong
-/// to the table and move with it; those of expression indexes need the index).
+/// PostgreSQL: builds the copies' indexes and constraints and analyses the copies,
+/// [`INDEX_STATEMENTS_AT_ONCE`] statements at a time on pool connections (see [`Steps`] for
+/// their order). Planner statistics belong to the table and move with it.
 async fn build_indexes(
     pool: &PgPool,
     schema: &str,
     copies: &[Copy],
 ) -> Result<(), ProjectionError> {
-    let mut waiting: Vec<usize> = copies.iter().map(|copy| copy.indexes.len()).collect();
-    let analyse = |table: usize| (None, format!("ANALYZE {schema}.{}", copies[table].name));
-    let mut queue: VecDeque<(Option<usize>, String)> = VecDeque::new();
-    for (table, copy) in copies.iter().enumerate() {
-        queue.extend(
-            copy.indexes
-                .iter()
-                .map(|index| (Some(table), index.clone())),
-        );
-    }
-    queue.extend((0..copies.len()).filter(|t| waiting[*t] == 0).map(analyse));
+    let mut tables: Vec<Steps> = copies.iter().map(|copy| Steps::of(schema, copy)).collect();
     let mut running = tokio::task::JoinSet::new();
     loop {
         while running.len() < INDEX_STATEMENTS_AT_ONCE {
-            let Some((table, statement)) = queue.pop_front() else {
+            let next = tables
+                .iter_mut()
+                .enumerate()
+                .find_map(|(table, steps)| steps.next().map(|step| (table, step)));
+            let Some((table, statement)) = next else {
                 break;
             };
             let pool = pool.clone();
-            running
-                .spawn(async move { sqlx::query(&statement).execute(&pool).await.map(|_| table) });
+            running.spawn(async move {
+                let started = std::time::Instant::now();
+                let done = sqlx::query(&statement).execute(&pool).await;
+                tracing::debug!(took = ?started.elapsed(), statement, "rebuild step");
+                done.map(|_| table)
+            });
         }
         let Some(done) = running.join_next().await else {
             return Ok(());
@@ -547,22 +645,70 @@ async fn build_indexes(
             Ok(built) => built.map_err(ProjectionError::from),
             Err(error) => Err(ProjectionError::Rebuild(format!("index build: {error}"))),
         };
-        let table = match done {
-            Ok(table) => table,
+        match done {
+            Ok(table) => tables[table].done(),
             Err(error) => {
                 // Let the builds under way end (dropping their tasks would not stop them in
                 // the server, and dropping the copies would then wait for them anyway).
                 while running.join_next().await.is_some() {}
                 return Err(error);
             }
-        };
-        if let Some(table) = table {
-            waiting[table] -= 1;
-            if waiting[table] == 0 {
-                // The rest of the table's critical path: ahead of the other indexes.
-                queue.push_front(analyse(table));
-            }
         }
+    }
+}
+
+/// What is left to do on one copy once it is filled, and what is under way. `ANALYZE` takes
+/// a lock that `CREATE INDEX`'s excludes, so a table is analysed alone: first when it can
+/// be (statistics of the rows alone), and the other tables' statements run meanwhile;
+/// after its indexes when one is on an expression. Constraints are made of their built
+/// indexes once all of them stand.
+struct Steps {
+    analyse: Option<String>,
+    analyse_first: bool,
+    /// Costliest first.
+    builds: VecDeque<String>,
+    constraints: Vec<String>,
+    running: usize,
+    analysing: bool,
+}
+
+impl Steps {
+    fn of(schema: &str, copy: &Copy) -> Self {
+        Self {
+            analyse: Some(format!("ANALYZE {schema}.{}", copy.name)),
+            analyse_first: copy.analyse_first,
+            builds: copy.indexes.iter().cloned().collect(),
+            constraints: copy.constraints.clone(),
+            running: 0,
+            analysing: false,
+        }
+    }
+
+    /// The next statement that can start now, if any.
+    fn next(&mut self) -> Option<String> {
+        if self.analysing {
+            return None;
+        }
+        let (statement, analyse) = if self.analyse_first && self.analyse.is_some() {
+            // Before anything else of the table has started.
+            (self.analyse.take()?, true)
+        } else if let Some(build) = self.builds.pop_front() {
+            (build, false)
+        } else if self.running > 0 {
+            return None; // constraints and a late analysis wait for every build
+        } else if let Some(constraint) = self.constraints.pop() {
+            (constraint, false)
+        } else {
+            (self.analyse.take()?, true)
+        };
+        self.analysing = analyse;
+        self.running += 1;
+        Some(statement)
+    }
+
+    fn done(&mut self) {
+        self.running -= 1;
+        self.analysing = false;
     }
 }
 

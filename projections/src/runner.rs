@@ -104,6 +104,15 @@ pub trait Projector: Send + Sync + 'static {
     fn tables(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Of [`Projector::tables`], those [`Projector::apply_rebuilding`] only inserts into: it
+    /// neither reads them nor counts on their primary key or unique indexes to meet a
+    /// conflict (an upsert). On PostgreSQL a rebuild builds those indexes with the others,
+    /// once the copies are filled, instead of maintaining them row by row; a duplicate then
+    /// fails the rebuild when the index is built rather than when the row is written.
+    fn insert_only_tables(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 /// How far a projection has got, for callers that want to read their own writes.

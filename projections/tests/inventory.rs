@@ -807,12 +807,60 @@ async fn a_rebuild_puts_back_every_index_and_statistic_of_the_tables(backend: Ba
         );
     }
     let incremental = dump(f.db()).await;
+    let writer_cache = |db: Database| async move {
+        match db {
+            Database::Sqlite(sqlite) => Some(
+                sqlx::query_scalar::<_, i64>("PRAGMA cache_size")
+                    .fetch_one(&sqlite.write)
+                    .await
+                    .unwrap(),
+            ),
+            Database::Postgres(_) => None,
+        }
+    };
+    let cache_before = writer_cache(f.db().clone()).await;
 
     rebuild(f.db(), &InventoryProjector, 7, |_| {})
         .await
         .unwrap();
     assert_eq!(catalog(f.db()).await, before);
     assert_eq!(dump(f.db()).await, incremental);
+    assert_eq!(
+        writer_cache(f.db().clone()).await,
+        cache_before,
+        "the SQLite writer's page cache is back to its size"
+    );
+    if let Database::Postgres(pool) = f.db() {
+        // The rebuilt tables come with the planner's statistics of their rows.
+        let analysed: Vec<String> = sqlx::query_scalar(
+            "SELECT tablename || '.' || attname FROM pg_stats \
+             WHERE schemaname = current_schema() AND tablename LIKE 'inventory_%' \
+               AND attname IN ('brand_key', 'listing_id') ORDER BY 1",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            analysed,
+            [
+                "inventory_listings.brand_key",
+                "inventory_listings.listing_id",
+                "inventory_price_history.listing_id"
+            ]
+            .map(String::from),
+        );
+        let dependencies: Option<String> = sqlx::query_scalar(
+            "SELECT dependencies::text FROM pg_stats_ext \
+             WHERE statistics_name = 'inventory_listings_model_within_brand'",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        assert!(
+            dependencies.is_some(),
+            "the extended statistics were gathered"
+        );
+    }
     // A second rebuild goes the same way (nothing of the first is in its way).
     rebuild(f.db(), &InventoryProjector, 1000, |_| {})
         .await

@@ -16,6 +16,13 @@ use crate::runner::{PrepareAhead, Prepared, ProjectionError, Projector};
 /// = 13,500 parameters). PostgreSQL takes a batch's rows in one statement, as arrays.
 const ROWS_PER_STATEMENT: usize = 500;
 
+/// SQLite's insert of new rows. A multi-row `INSERT` that may stop at a constraint makes
+/// SQLite keep a statement journal, a copy of every page the statement changes, to undo the
+/// statement alone; `OR FAIL` keeps the rows before the failing one instead. A failed write
+/// fails its whole transaction here, so nothing is kept either way, and the journal was a
+/// fifth of a rebuild's writes (ADR 0024).
+const SQLITE_INSERT: &str = "INSERT OR FAIL INTO";
+
 /// Projects listing events into `inventory_listings` and `inventory_price_history`.
 ///
 /// A batch is folded in memory: the rows it touches are loaded once, every event is applied
@@ -41,6 +48,12 @@ impl Projector for InventoryProjector {
 
     fn tables(&self) -> &'static [&'static str] {
         &["inventory_listings", "inventory_price_history"]
+    }
+
+    /// A rebuild reads listing rows back (a listing whose events span batches) and replaces
+    /// them; price rows it only inserts.
+    fn insert_only_tables(&self) -> &'static [&'static str] {
+        &["inventory_price_history"]
     }
 
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
@@ -417,9 +430,14 @@ async fn write_rows(tx: &mut Tx, rows: &[ListingRow], write: Write) -> Result<()
         Tx::Postgres(conn) => write_rows_postgres(conn, rows, write).await,
         Tx::Sqlite(conn) => {
             let on_conflict = write.on_conflict();
+            let insert = match write {
+                Write::Insert | Write::Stream => SQLITE_INSERT,
+                // An upsert: the conflict it expects is its own to resolve.
+                Write::Replace => "INSERT INTO",
+            };
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut query = QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "INSERT INTO inventory_listings ({LISTING_COLUMNS}) "
+                    "{insert} inventory_listings ({LISTING_COLUMNS}) "
                 ));
                 query.push_values(chunk, |mut b, row| {
                     b.push_bind(row.listing_id)
@@ -597,10 +615,10 @@ async fn insert_prices(tx: &mut Tx, prices: &[PriceRow], write: Write) -> Result
         }
         Tx::Sqlite(conn) => {
             for chunk in prices.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::<sqlx::Sqlite>::new(
-                    "INSERT INTO inventory_price_history \
+                let mut query = QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "{SQLITE_INSERT} inventory_price_history \
                      (listing_id, version, workspace_id, price_minor, price_currency, changed_at) ",
-                );
+                ));
                 query.push_values(chunk, |mut b, price| {
                     b.push_bind(price.listing_id)
                         .push_bind(price.version)
