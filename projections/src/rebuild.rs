@@ -33,7 +33,7 @@
 
 use std::collections::VecDeque;
 
-use cartie_store::{Database, EventLog, LogPosition, StoredEvent, Tx};
+use cartie_store::{Database, EventLog, EventParts, LogPosition, StoredEvent, Tx};
 use sqlx::PgPool;
 
 use crate::checkpoint;
@@ -171,13 +171,18 @@ async fn apply_after(
     progress: &mut Progress<'_>,
 ) -> Result<LogPosition, ProjectionError> {
     let log = EventLog::new(db.clone());
+    let parts = if projector.reads_metadata_when_rebuilding() {
+        EventParts::All
+    } else {
+        EventParts::WithoutMetadata
+    };
     let prepare = projector.prepare_ahead();
     // Batches read and being prepared, in log order; a few at most.
     let (batches, mut ready) = tokio::sync::mpsc::channel::<Preparing>(BATCHES_AHEAD);
     let reader = tokio::spawn(async move {
         let mut after = from;
         loop {
-            let events = match log.read_after(after, batch_size).await {
+            let events = match log.read_parts_after(after, batch_size, parts).await {
                 Ok(events) => events,
                 Err(error) => {
                     let _ = batches

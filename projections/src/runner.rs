@@ -113,6 +113,13 @@ pub trait Projector: Send + Sync + 'static {
     fn insert_only_tables(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Whether [`Projector::apply_rebuilding`] reads events' metadata
+    /// ([`StoredEvent::metadata_json`]). A rebuild of a projector that does not reads the
+    /// log without it (an empty object in its place).
+    fn reads_metadata_when_rebuilding(&self) -> bool {
+        true
+    }
 }
 
 /// How far a projection has got, for callers that want to read their own writes.

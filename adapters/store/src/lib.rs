@@ -10,5 +10,5 @@ pub mod testing;
 
 pub use commands::{append, CommandBus, CommandError};
 pub use db::{Backend, Database, DatabaseError, SqliteDb, Tx};
-pub use log::{EventLog, LogNotifier, StoredEvent, Wakeups};
+pub use log::{EventLog, EventParts, LogNotifier, StoredEvent, Wakeups};
 pub use position::LogPosition;

@@ -86,6 +86,11 @@ const SQLITE_SELECT: &str = "SELECT 0 AS transaction_id, global_position, aggreg
      aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
      FROM events";
 
+/// [`SQLITE_SELECT`] with an empty object for each event's metadata.
+const SQLITE_SELECT_WITHOUT_METADATA: &str = "SELECT 0 AS transaction_id, global_position, \
+     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
+     '{}' AS metadata, recorded_at FROM events";
+
 /// Columns are qualified in WHERE and ORDER BY: the output alias `transaction_id` (a bigint
 /// cast) would otherwise win in ORDER BY and force a sort instead of an index walk.
 /// Events below the snapshot horizon: their transactions, and every older one, are done.
@@ -94,6 +99,21 @@ const BELOW_HORIZON: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapsh
 const POSTGRES_SELECT: &str = "SELECT transaction_id::text::bigint AS transaction_id, \
      global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
      payload::text AS payload, metadata::text AS metadata, recorded_at FROM events";
+
+/// [`POSTGRES_SELECT`] with an empty object for each event's metadata.
+const POSTGRES_SELECT_WITHOUT_METADATA: &str = "SELECT transaction_id::text::bigint AS \
+     transaction_id, global_position, aggregate_type, aggregate_id, sequence, event_type, \
+     event_version, payload::text AS payload, '{}'::text AS metadata, recorded_at FROM events";
+
+/// What a reader of the log reads of each event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventParts {
+    /// Every column.
+    All,
+    /// Every column but the metadata, read as an empty object (`{}`). A rebuild of a
+    /// projection that never looks at metadata reads a third less text.
+    WithoutMetadata,
+}
 
 /// Reads the log in global order for projections and reactors.
 ///
@@ -118,10 +138,24 @@ impl EventLog {
         after: LogPosition,
         limit: i64,
     ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        self.read_parts_after(after, limit, EventParts::All).await
+    }
+
+    /// Up to `limit` events after `after`, in log order, with the `parts` asked for.
+    pub async fn read_parts_after(
+        &self,
+        after: LogPosition,
+        limit: i64,
+        parts: EventParts,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
         match &self.db {
             Database::Sqlite(sqlite) => {
+                let select = match parts {
+                    EventParts::All => SQLITE_SELECT,
+                    EventParts::WithoutMetadata => SQLITE_SELECT_WITHOUT_METADATA,
+                };
                 sqlx::query_as(&format!(
-                    "{SQLITE_SELECT} WHERE global_position > $1 ORDER BY global_position LIMIT $2"
+                    "{select} WHERE global_position > $1 ORDER BY global_position LIMIT $2"
                 ))
                 .bind(after.global_position)
                 .bind(limit)
@@ -129,8 +163,12 @@ impl EventLog {
                 .await
             }
             Database::Postgres(pool) => {
+                let select = match parts {
+                    EventParts::All => POSTGRES_SELECT,
+                    EventParts::WithoutMetadata => POSTGRES_SELECT_WITHOUT_METADATA,
+                };
                 sqlx::query_as(&format!(
-                    "{POSTGRES_SELECT} \
+                    "{select} \
                      WHERE (events.transaction_id, events.global_position) > ($1::text::xid8, $2) \
                        AND events.{BELOW_HORIZON} \
                      ORDER BY events.transaction_id, events.global_position LIMIT $3"

@@ -10,7 +10,8 @@ use cartie_domain::values::{Currency, Money, Text};
 use cartie_domain::{Actor, BotId, Command, CommandContext, ListingId, UserId, WorkspaceId};
 use cartie_store::testing::TestDatabase;
 use cartie_store::{
-    on_pool, Backend, CommandBus, CommandError, Database, EventLog, LogNotifier, LogPosition,
+    on_pool, Backend, CommandBus, CommandError, Database, EventLog, EventParts, LogNotifier,
+    LogPosition,
 };
 use chrono::Utc;
 use cqrs_es::persist::{PersistedEventRepository, PersistenceError, SerializedEvent};
@@ -119,6 +120,21 @@ async fn appended_events_load_back_with_their_metadata(backend: Backend) {
     assert_ne!(first_id, second_id, "every event gets its own id");
     assert_eq!(first_id.get_version_num(), 7);
     assert!(events[0].recorded_at <= events[1].recorded_at);
+
+    // A reader that does not look at metadata gets the same events without it.
+    let without = EventLog::new(test.db.clone())
+        .read_parts_after(LogPosition::START, 10, EventParts::WithoutMetadata)
+        .await
+        .unwrap();
+    let blanked: Vec<_> = events
+        .iter()
+        .map(|event| cartie_store::StoredEvent {
+            metadata_json: "{}".to_string(),
+            ..event.clone()
+        })
+        .collect();
+    assert_eq!(without, blanked);
+    assert_eq!(without[0].workspace_id(), None);
 }
 
 async fn a_conflicting_append_is_an_optimistic_lock_conflict(backend: Backend) {

@@ -56,6 +56,12 @@ impl Projector for InventoryProjector {
         &["inventory_price_history"]
     }
 
+    /// The workspace, the time and the version come from the payload, the log position
+    /// and the sequence.
+    fn reads_metadata_when_rebuilding(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, tx: &mut Tx, events: &[StoredEvent]) -> Result<(), ProjectionError> {
         let folded = Folded::nothing(decode(events)?);
         apply_folded(tx, events, folded, Write::Insert).await
