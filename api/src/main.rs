@@ -332,9 +332,23 @@ async fn replay(settings: &Settings, projection: Option<String>, all: bool) -> a
         );
         found
     };
-    let total = EventLog::new(db.clone()).event_count().await?;
+    // The bars' length, counted while the first rebuild runs: counting a large log is a
+    // scan of it, which would otherwise hold up the start (a tenth of a second for 100,000
+    // events on PostgreSQL).
+    let (counted, total) = tokio::sync::watch::channel(None);
+    let counting = {
+        let log = EventLog::new(db.clone());
+        tokio::spawn(async move {
+            match log.event_count().await {
+                Ok(total) => {
+                    counted.send_replace(Some(total.max(0) as u64));
+                }
+                Err(error) => tracing::warn!(%error, "could not count the log's events"),
+            }
+        })
+    };
     for projector in selected {
-        let bar = ProgressBar::new(total.max(0) as u64).with_style(
+        let bar = ProgressBar::no_length().with_style(
             ProgressStyle::with_template(
                 "{prefix:>12} [{bar:40}] {pos}/{len} events ({per_sec}, {eta})",
             )?
@@ -342,9 +356,13 @@ async fn replay(settings: &Settings, projection: Option<String>, all: bool) -> a
         );
         bar.set_prefix(projector.name());
         let started = std::time::Instant::now();
-        let position =
-            cartie_projections::rebuild(&db, projector.as_ref(), 5_000, |n| bar.set_position(n))
-                .await?;
+        let position = cartie_projections::rebuild(&db, projector.as_ref(), 5_000, |n| {
+            if let Some(total) = *total.borrow() {
+                bar.set_length(total);
+            }
+            bar.set_position(n)
+        })
+        .await?;
         bar.finish();
         println!(
             "{}: rebuilt up to position {} in {:.2?}",
@@ -352,6 +370,9 @@ async fn replay(settings: &Settings, projection: Option<String>, all: bool) -> a
             position,
             started.elapsed()
         );
+    }
+    if let Err(error) = counting.await {
+        tracing::warn!(%error, "counting the log's events");
     }
     db.close().await;
     Ok(())

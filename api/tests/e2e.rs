@@ -1,7 +1,8 @@
 //! End to end over real HTTP with the `cartie` binary: seed the platform with the CLI
 //! (twice: the second run adds nothing), serve, sign in as the platform administrator,
 //! create a dealer workspace, accept its owner's invitation, create and price a listing,
-//! read it back, restart the server, read it again with the same token.
+//! read it back, stop the server, rebuild every projection with `cartie replay --all`,
+//! restart the server, read the listing again with the same token.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -217,9 +218,31 @@ async fn a_listing_survives_a_restart(backend: Backend) {
     );
     server.stop();
 
+    // Every projection rebuilt from the log by the CLI while the server is down.
+    let replay = Command::new(env!("CARGO_BIN_EXE_cartie"))
+        .args(["replay", "--all"])
+        .env("CARTIE_DATA_DIR", data_dir.path())
+        .env("CARTIE_DATABASE_URL", &database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run cartie replay");
+    let replayed = String::from_utf8_lossy(&replay.stdout).to_string();
+    assert!(
+        replay.status.success(),
+        "{replayed}{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    assert!(
+        replayed.contains("inventory: rebuilt up to position"),
+        "{replayed}"
+    );
+
     let restarted = Server::start(data_dir.path(), &database_url).await;
     let after = restarted.gql(&token, read, json!({ "id": id })).await;
-    assert_eq!(after, before, "the same listing after a restart");
+    assert_eq!(
+        after, before,
+        "the same listing after a replay and a restart"
+    );
     let listings = restarted
         .gql(&token, "{ listings { totalCount } }", json!({}))
         .await;
