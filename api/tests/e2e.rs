@@ -103,22 +103,41 @@ impl Drop for Server {
 const ADMIN_EMAIL: &str = "admin@platform.example";
 const ADMIN_PASSWORD: &str = "granite-lantern-meadow-42";
 
-/// Runs `cartie seed`; answers its output.
-fn seed(data_dir: &std::path::Path, database_url: &str) -> String {
+/// Runs the `cartie` CLI with `args` against the database; answers its output once it has
+/// succeeded.
+fn cartie(
+    args: &[&str],
+    data_dir: &std::path::Path,
+    database_url: &str,
+    env: &[(&str, &str)],
+) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_cartie"))
-        .arg("seed")
+        .args(args)
         .env("CARTIE_DATA_DIR", data_dir)
         .env("CARTIE_DATABASE_URL", database_url)
-        .env("CARTIE_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("CARTIE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .envs(env.iter().copied())
         .env("RUST_LOG", "warn")
         .output()
-        .expect("run cartie seed");
+        .unwrap_or_else(|error| panic!("run cartie {args:?}: {error}"));
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
     assert!(
         output.status.success(),
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// Runs `cartie seed`; answers its output.
+fn seed(data_dir: &std::path::Path, database_url: &str) -> String {
+    let stdout = cartie(
+        &["seed"],
+        data_dir,
+        database_url,
+        &[
+            ("CARTIE_ADMIN_EMAIL", ADMIN_EMAIL),
+            ("CARTIE_ADMIN_PASSWORD", ADMIN_PASSWORD),
+        ],
     );
     assert!(
         !stdout.contains(ADMIN_PASSWORD),
@@ -219,19 +238,7 @@ async fn a_listing_survives_a_restart(backend: Backend) {
     server.stop();
 
     // Every projection rebuilt from the log by the CLI while the server is down.
-    let replay = Command::new(env!("CARGO_BIN_EXE_cartie"))
-        .args(["replay", "--all"])
-        .env("CARTIE_DATA_DIR", data_dir.path())
-        .env("CARTIE_DATABASE_URL", &database_url)
-        .env("RUST_LOG", "warn")
-        .output()
-        .expect("run cartie replay");
-    let replayed = String::from_utf8_lossy(&replay.stdout).to_string();
-    assert!(
-        replay.status.success(),
-        "{replayed}{}",
-        String::from_utf8_lossy(&replay.stderr)
-    );
+    let replayed = cartie(&["replay", "--all"], data_dir.path(), &database_url, &[]);
     assert!(
         replayed.contains("inventory: rebuilt up to position"),
         "{replayed}"

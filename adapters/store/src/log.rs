@@ -82,28 +82,45 @@ impl StoredEvent {
     }
 }
 
-const SQLITE_SELECT: &str = "SELECT 0 AS transaction_id, global_position, aggregate_type, \
-     aggregate_id, sequence, event_type, event_version, payload, metadata, recorded_at \
-     FROM events";
+/// The log's `SELECT` on SQLite, with `$metadata` as the metadata column. [`StoredEvent`] is
+/// read by the position of these columns.
+macro_rules! sqlite_select {
+    ($metadata:literal) => {
+        concat!(
+            "SELECT 0 AS transaction_id, global_position, aggregate_type, aggregate_id, ",
+            "sequence, event_type, event_version, payload, ",
+            $metadata,
+            " AS metadata, recorded_at FROM events"
+        )
+    };
+}
 
-/// [`SQLITE_SELECT`] with an empty object for each event's metadata.
-const SQLITE_SELECT_WITHOUT_METADATA: &str = "SELECT 0 AS transaction_id, global_position, \
-     aggregate_type, aggregate_id, sequence, event_type, event_version, payload, \
-     '{}' AS metadata, recorded_at FROM events";
+const SQLITE_SELECT: &str = sqlite_select!("metadata");
+/// An empty object for each event's metadata.
+const SQLITE_SELECT_WITHOUT_METADATA: &str = sqlite_select!("'{}'");
 
 /// Columns are qualified in WHERE and ORDER BY: the output alias `transaction_id` (a bigint
 /// cast) would otherwise win in ORDER BY and force a sort instead of an index walk.
 /// Events below the snapshot horizon: their transactions, and every older one, are done.
 const BELOW_HORIZON: &str = "transaction_id < pg_snapshot_xmin(pg_current_snapshot())";
 
-const POSTGRES_SELECT: &str = "SELECT transaction_id::text::bigint AS transaction_id, \
-     global_position, aggregate_type, aggregate_id, sequence, event_type, event_version, \
-     payload::text AS payload, metadata::text AS metadata, recorded_at FROM events";
+/// The log's `SELECT` on PostgreSQL, with `$metadata` as the metadata column (text).
+/// [`StoredEvent`] is read by the position of these columns.
+macro_rules! postgres_select {
+    ($metadata:literal) => {
+        concat!(
+            "SELECT transaction_id::text::bigint AS transaction_id, global_position, ",
+            "aggregate_type, aggregate_id, sequence, event_type, event_version, ",
+            "payload::text AS payload, ",
+            $metadata,
+            " AS metadata, recorded_at FROM events"
+        )
+    };
+}
 
-/// [`POSTGRES_SELECT`] with an empty object for each event's metadata.
-const POSTGRES_SELECT_WITHOUT_METADATA: &str = "SELECT transaction_id::text::bigint AS \
-     transaction_id, global_position, aggregate_type, aggregate_id, sequence, event_type, \
-     event_version, payload::text AS payload, '{}'::text AS metadata, recorded_at FROM events";
+const POSTGRES_SELECT: &str = postgres_select!("metadata::text");
+/// An empty object for each event's metadata.
+const POSTGRES_SELECT_WITHOUT_METADATA: &str = postgres_select!("'{}'::text");
 
 /// What a reader of the log reads of each event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
