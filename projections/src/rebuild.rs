@@ -84,22 +84,17 @@ async fn rebuild_in_place(
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(LogPosition, u64), ProjectionError> {
     let name = projector.name();
+    // The first batches are read and prepared while the writer empties the tables.
+    let log = ReadAhead::start(db, projector, LogPosition::START, batch_size);
     let mut tx = db.begin_write().await?;
     let cache = WriterCache::grow(&mut tx).await?;
     let rebuilt = async {
         checkpoint::lock(&mut tx, name).await?;
         projector.reset(&mut tx).await?;
         let mut progress = Progress::new(on_progress);
-        let position = apply_after(
-            db,
-            &mut tx,
-            projector,
-            LogPosition::START,
-            batch_size,
-            None,
-            &mut progress,
-        )
-        .await?;
+        let position = log
+            .apply(db, &mut tx, projector, None, &mut progress)
+            .await?;
         checkpoint::save(&mut tx, name, position).await?;
         tx.commit().await?;
         Ok::<_, ProjectionError>((position, progress.applied))
@@ -153,61 +148,81 @@ impl WriterCache {
     }
 }
 
-/// Applies every event after `from` that can be read now, batch by batch, in `tx`; answers
-/// the position of the last one (`from` when there are none). `progress` counts them. With
-/// `chunks`, `tx` is committed and replaced by a fresh one every few batches.
+/// The log after a position, read and prepared a few batches ahead of the transaction that
+/// applies it ([`ReadAhead::apply`]).
 ///
 /// Three stages overlap, each on a thread of its own where it can: a task reads the log
 /// batch after batch (on a pool connection), a task per batch prepares it (see
-/// [`Projector::prepare_ahead`]), and this one applies the batches in order on the
-/// transaction's connection.
-async fn apply_after(
-    db: &Database,
-    tx: &mut Tx,
-    projector: &dyn Projector,
+/// [`Projector::prepare_ahead`]), and the caller applies the batches in order on the
+/// transaction's connection. Reading starts at once, so the first batches are ready by the
+/// time the transaction is.
+struct ReadAhead {
+    /// Batches read and being prepared, in log order; a few at most.
+    ready: tokio::sync::mpsc::Receiver<Preparing>,
+    reader: tokio::task::JoinHandle<()>,
     from: LogPosition,
-    batch_size: i64,
-    chunks: Option<&FillChunks<'_>>,
-    progress: &mut Progress<'_>,
-) -> Result<LogPosition, ProjectionError> {
-    let log = EventLog::new(db.clone());
-    let parts = if projector.reads_metadata_when_rebuilding() {
-        EventParts::All
-    } else {
-        EventParts::WithoutMetadata
-    };
-    let prepare = projector.prepare_ahead();
-    // Batches read and being prepared, in log order; a few at most.
-    let (batches, mut ready) = tokio::sync::mpsc::channel::<Preparing>(BATCHES_AHEAD);
-    let reader = tokio::spawn(async move {
-        let mut after = from;
-        loop {
-            let events = match log.read_parts_after(after, batch_size, parts).await {
-                Ok(events) => events,
-                Err(error) => {
-                    let _ = batches
-                        .send(tokio::spawn(async { Err(error.into()) }))
-                        .await;
+}
+
+impl ReadAhead {
+    /// Starts reading every event after `from` that can be read now.
+    fn start(db: &Database, projector: &dyn Projector, from: LogPosition, batch_size: i64) -> Self {
+        let log = EventLog::new(db.clone());
+        let parts = if projector.reads_metadata_when_rebuilding() {
+            EventParts::All
+        } else {
+            EventParts::WithoutMetadata
+        };
+        let prepare = projector.prepare_ahead();
+        let backend = db.backend();
+        let (batches, ready) = tokio::sync::mpsc::channel::<Preparing>(BATCHES_AHEAD);
+        let reader = tokio::spawn(async move {
+            let mut after = from;
+            loop {
+                let events = match log.read_parts_after(after, batch_size, parts).await {
+                    Ok(events) => events,
+                    Err(error) => {
+                        let _ = batches
+                            .send(tokio::spawn(async { Err(error.into()) }))
+                            .await;
+                        return;
+                    }
+                };
+                let Some(last) = events.last().map(|e| e.position) else {
                     return;
+                };
+                after = last;
+                let preparing = tokio::spawn(async move {
+                    let prepared = prepare
+                        .map(|prepare| prepare(&events, backend))
+                        .transpose()?;
+                    Ok((events, prepared))
+                });
+                if batches.send(preparing).await.is_err() {
+                    return; // the rebuild stopped
                 }
-            };
-            let Some(last) = events.last().map(|e| e.position) else {
-                return;
-            };
-            after = last;
-            let preparing = tokio::spawn(async move {
-                let prepared = prepare.map(|prepare| prepare(&events)).transpose()?;
-                Ok((events, prepared))
-            });
-            if batches.send(preparing).await.is_err() {
-                return; // the rebuild stopped
             }
+        });
+        Self {
+            ready,
+            reader,
+            from,
         }
-    });
-    let applied = async {
-        let mut position = from;
+    }
+
+    /// Applies the batches in order in `tx`; answers the position of the last event (the
+    /// starting position when there were none). `progress` counts them. With `chunks`,
+    /// `tx` is committed and replaced by a fresh one every few batches.
+    async fn apply(
+        mut self,
+        db: &Database,
+        tx: &mut Tx,
+        projector: &dyn Projector,
+        chunks: Option<&FillChunks<'_>>,
+        progress: &mut Progress<'_>,
+    ) -> Result<LogPosition, ProjectionError> {
+        let mut position = self.from;
         let mut applied_batches = 0;
-        while let Some(preparing) = ready.recv().await {
+        while let Some(preparing) = self.ready.recv().await {
             let (events, prepared) = preparing
                 .await
                 .map_err(|e| ProjectionError::Rebuild(format!("preparing a batch: {e}")))??;
@@ -222,11 +237,13 @@ async fn apply_after(
         }
         Ok(position)
     }
-    .await;
-    if applied.is_err() {
-        reader.abort();
+}
+
+impl Drop for ReadAhead {
+    /// A rebuild that stops early stops reading too.
+    fn drop(&mut self) {
+        self.reader.abort();
     }
-    applied
 }
 
 /// A batch of the log being prepared, as the reader hands it on.
@@ -318,6 +335,8 @@ async fn rebuild_beside(
         let search_path: String = sqlx::query_scalar("SELECT current_setting('search_path')")
             .fetch_one(&mut guard)
             .await?;
+        // The first batches are read and prepared while the copies are made.
+        let log = ReadAhead::start(db, projector, LogPosition::START, batch_size);
         let mut tx = db.begin_write().await?;
         let copies = copy_postgres_tables(
             &mut tx,
@@ -329,16 +348,9 @@ async fn rebuild_beside(
         tx.commit().await?;
         let chunks = FillChunks { schema: &schema };
         let mut tx = chunks.begin(db).await?;
-        let filled = apply_after(
-            db,
-            &mut tx,
-            projector,
-            LogPosition::START,
-            batch_size,
-            Some(&chunks),
-            &mut progress,
-        )
-        .await?;
+        let filled = log
+            .apply(db, &mut tx, projector, Some(&chunks), &mut progress)
+            .await?;
         tx.commit().await?;
         let fill_took = started.elapsed();
 
@@ -350,16 +362,9 @@ async fn rebuild_beside(
         let mut tx = db.begin_write().await?;
         checkpoint::lock(&mut tx, name).await?;
         put_first_on_search_path(&mut tx, &schema).await?;
-        let position = apply_after(
-            db,
-            &mut tx,
-            projector,
-            filled,
-            batch_size,
-            None,
-            &mut progress,
-        )
-        .await?;
+        let position = ReadAhead::start(db, projector, filled, batch_size)
+            .apply(db, &mut tx, projector, None, &mut progress)
+            .await?;
         swap_postgres_tables(&mut tx, &schema, &search_path, &copies).await?;
         checkpoint::save(&mut tx, name, position).await?;
         tx.commit().await?;

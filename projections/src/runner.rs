@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cartie_store::{Database, EventLog, LogNotifier, LogPosition, StoredEvent, Tx};
+use cartie_store::{Backend, Database, EventLog, LogNotifier, LogPosition, StoredEvent, Tx};
 use tokio::sync::watch;
 
 use crate::checkpoint;
@@ -43,9 +43,10 @@ impl ProjectionError {
 /// projector's [`Projector::apply_rebuilding`] knows its type.
 pub type Prepared = Box<dyn std::any::Any + Send>;
 
-/// Work on a batch ahead of its transaction (see [`Projector::prepare_ahead`]): a plain
-/// function, so that a rebuild can run it on a thread of its own.
-pub type PrepareAhead = fn(&[StoredEvent]) -> Result<Prepared, ProjectionError>;
+/// Work on a batch ahead of its transaction (see [`Projector::prepare_ahead`]), for the
+/// backend the transaction will be on: a plain function, so that a rebuild can run it on a
+/// thread of its own.
+pub type PrepareAhead = fn(&[StoredEvent], Backend) -> Result<Prepared, ProjectionError>;
 
 /// Turns events into read-model rows. Implementations are deterministic and write only
 /// their own tables, inside the transaction they are given; applying the same events to
@@ -74,9 +75,10 @@ pub trait Projector: Send + Sync + 'static {
     /// Empties the projector's tables, for a rebuild.
     async fn reset(&self, tx: &mut Tx) -> Result<(), ProjectionError>;
 
-    /// For rebuilds: the work on a batch that needs no database: decoding payloads, and
+    /// For rebuilds: the work on a batch that needs no database: decoding payloads,
     /// (since a rebuild's tables hold none of the batch's events) applying the events of
-    /// what the batch creates. A rebuild runs it on a batch, on another thread, while the
+    /// what the batch creates, and encoding the rows that makes for the backend's
+    /// statements. A rebuild runs it on a batch, on another thread, while the
     /// batches before it are written, and hands what it answers to
     /// [`Projector::apply_rebuilding`]. `None` (the default): nothing to do ahead.
     fn prepare_ahead(&self) -> Option<PrepareAhead> {

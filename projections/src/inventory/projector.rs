@@ -2,13 +2,15 @@ use std::collections::{HashMap, HashSet};
 
 use cartie_domain::listing::{Listing, ListingDetails, ListingEvent};
 use cartie_domain::values::Money;
-use cartie_store::{on_tx, StoredEvent, Tx};
+use cartie_store::{on_tx, Backend, StoredEvent, Tx};
 use cqrs_es::Aggregate;
+use sqlx::error::BoxDynError;
+use sqlx::sqlite::SqliteArguments;
 use sqlx::types::Json;
-use sqlx::QueryBuilder;
+use sqlx::{Arguments, QueryBuilder};
 use uuid::Uuid;
 
-use super::{ListingRow, PriceRow, LISTING_COLUMNS};
+use super::{listing_columns, ListingRow, PriceRow, LISTING_COLUMNS};
 use crate::copy::CopyRows;
 use crate::runner::{PrepareAhead, Prepared, ProjectionError, Projector};
 
@@ -68,7 +70,7 @@ impl Projector for InventoryProjector {
     }
 
     fn prepare_ahead(&self) -> Option<PrepareAhead> {
-        Some(|events| Ok(Box::new(Folded::ahead(events)?)))
+        Some(|events, backend| Ok(Box::new(Folded::ahead(events, backend)?)))
     }
 
     async fn apply_rebuilding(
@@ -84,9 +86,8 @@ impl Projector for InventoryProjector {
                     "the inventory was handed a batch it did not prepare".to_string(),
                 ))
             }
-            None => Folded::ahead(events)?,
+            None => Folded::ahead(events, tx.backend())?,
         };
-        // A rebuild's batches are large: on PostgreSQL their new rows are streamed in.
         apply_folded(tx, events, folded, Write::Stream).await
     }
 
@@ -138,6 +139,9 @@ struct Folded {
     prices: Vec<PriceRow>,
     /// The events of the other listings, to apply to their stored rows.
     rest: Vec<Decoded>,
+    /// For a rebuild: `created` and `prices`, encoded for the backend's statements (and
+    /// then left empty) while the previous batch is being written.
+    encoded: Option<Encoded>,
 }
 
 impl Folded {
@@ -153,7 +157,7 @@ impl Folded {
     /// For a rebuild, whose tables hold what came before the batch and nothing of it: a
     /// listing the batch creates has no row yet, so its events are applied here, on another
     /// thread than the one writing the previous batch.
-    fn ahead(events: &[StoredEvent]) -> Result<Self, ProjectionError> {
+    fn ahead(events: &[StoredEvent], backend: Backend) -> Result<Self, ProjectionError> {
         let mut created_here: HashMap<Uuid, bool> = HashMap::new();
         let mut rows: HashMap<Uuid, Option<ListingRow>> = HashMap::new();
         let mut folded = Self::default();
@@ -174,7 +178,10 @@ impl Folded {
                 folded.rest.push(d);
             }
         }
-        folded.created = rows.into_values().flatten().collect();
+        let mut created: Vec<ListingRow> = rows.into_values().flatten().collect();
+        put_in_write_order(&mut created, &mut folded.prices);
+        let prices = std::mem::take(&mut folded.prices);
+        folded.encoded = Some(Encoded::new(backend, created, prices).map_err(sqlx::Error::Encode)?);
         Ok(folded)
     }
 }
@@ -191,7 +198,11 @@ async fn apply_folded(
         mut created,
         mut prices,
         rest,
+        encoded,
     } = folded;
+    if let Some(encoded) = encoded {
+        encoded.write(tx).await?;
+    }
     let ids: Vec<Uuid> = rest
         .iter()
         .map(|d| d.listing_id)
@@ -227,10 +238,19 @@ async fn apply_folded(
             created.push(row);
         }
     }
-    write_rows(tx, &created, insert).await?;
-    write_rows(tx, &updated, Write::Replace).await?;
-    insert_prices(tx, &prices, insert).await?;
+    put_in_write_order(&mut created, &mut prices);
+    write_rows(tx, created, insert).await?;
+    write_rows(tx, updated, Write::Replace).await?;
+    insert_prices(tx, prices, insert).await?;
     Ok(())
+}
+
+/// New rows in log order, prices in key order: rows, and entries of the indexes that
+/// follow creation (the primary keys' time-ordered ids, recency), are appended at the end
+/// of their B-trees, and a PostgreSQL index build over them finds its input sorted.
+fn put_in_write_order(created: &mut [ListingRow], prices: &mut [PriceRow]) {
+    created.sort_unstable_by_key(|row| row.created_position);
+    prices.sort_unstable_by_key(|price| (price.listing_id, price.version));
 }
 
 /// Applies one event to the row of its listing. Answers whether the row changed. Events at
@@ -427,66 +447,207 @@ impl Write {
     }
 }
 
-async fn write_rows(tx: &mut Tx, rows: &[ListingRow], write: Write) -> Result<(), sqlx::Error> {
+/// The new rows and prices of a batch, encoded for their backend's statements: what a
+/// rebuild prepares ahead of its transaction.
+enum Encoded {
+    /// SQLite: multi-row inserts.
+    Sqlite(Vec<SqliteInsert>),
+    /// PostgreSQL: binary `COPY` payloads, each with the table and columns it fills.
+    Postgres(Vec<(CopyRows, &'static str)>),
+}
+
+impl Encoded {
+    /// New rows and prices as a rebuild writes them: on PostgreSQL streamed in.
+    fn new(
+        backend: Backend,
+        created: Vec<ListingRow>,
+        prices: Vec<PriceRow>,
+    ) -> Result<Self, BoxDynError> {
+        Ok(match backend {
+            Backend::Sqlite => {
+                let mut inserts = sqlite_listing_inserts(created, Write::Stream)?;
+                inserts.extend(sqlite_price_inserts(prices)?);
+                Encoded::Sqlite(inserts)
+            }
+            Backend::Postgres => {
+                let mut copies = Vec::new();
+                if !created.is_empty() {
+                    copies.push((copy_listings(&created)?, COPY_LISTINGS));
+                }
+                if !prices.is_empty() {
+                    copies.push((copy_prices(&prices)?, COPY_PRICES));
+                }
+                Encoded::Postgres(copies)
+            }
+        })
+    }
+
+    async fn write(self, tx: &mut Tx) -> Result<(), ProjectionError> {
+        match (self, tx) {
+            (Encoded::Sqlite(inserts), Tx::Sqlite(conn)) => {
+                for insert in inserts {
+                    insert.execute(conn).await?;
+                }
+            }
+            (Encoded::Postgres(copies), Tx::Postgres(conn)) => {
+                for (copy, target) in copies {
+                    copy.send(conn, target).await?;
+                }
+            }
+            _ => {
+                return Err(ProjectionError::Rebuild(
+                    "a batch was prepared for another database".to_string(),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One multi-row SQLite statement and its arguments.
+struct SqliteInsert {
+    sql: String,
+    arguments: SqliteArguments<'static>,
+}
+
+impl SqliteInsert {
+    /// `INSERT` into `target` of `rows` rows of `columns` values each, then `tail`.
+    fn new(head: &str, columns: usize, rows: usize, tail: &str) -> Self {
+        let row = format!("({})", vec!["?"; columns].join(", "));
+        let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2) + tail.len() + 8);
+        sql.push_str(head);
+        sql.push_str(" VALUES ");
+        for i in 0..rows {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&row);
+        }
+        sql.push_str(tail);
+        let mut arguments = SqliteArguments::default();
+        arguments.reserve(rows * columns, 0);
+        Self { sql, arguments }
+    }
+
+    fn add<T>(&mut self, value: T) -> Result<&mut Self, BoxDynError>
+    where
+        T: sqlx::Encode<'static, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + 'static,
+    {
+        self.arguments.add(value)?;
+        Ok(self)
+    }
+
+    async fn execute(self, conn: &mut sqlx::SqliteConnection) -> Result<(), sqlx::Error> {
+        sqlx::query_with(&self.sql, self.arguments)
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+}
+
+/// SQLite: `rows` in statements of [`ROWS_PER_STATEMENT`] rows, written as `write` says.
+fn sqlite_listing_inserts(
+    rows: Vec<ListingRow>,
+    write: Write,
+) -> Result<Vec<SqliteInsert>, BoxDynError> {
+    let insert = match write {
+        Write::Insert | Write::Stream => SQLITE_INSERT,
+        // An upsert: the conflict it expects is its own to resolve.
+        Write::Replace => "INSERT INTO",
+    };
+    let head = format!("{insert} inventory_listings ({LISTING_COLUMNS})");
+    let tail = write.on_conflict();
+    let mut inserts = Vec::new();
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<ListingRow> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let mut insert = SqliteInsert::new(&head, 27, chunk.len(), &tail);
+        for r in chunk {
+            insert
+                .add(r.listing_id)?
+                .add(r.workspace_id)?
+                .add(r.version)?
+                .add(r.status)?
+                .add(r.title)?
+                .add(r.description)?
+                .add(r.brand)?
+                .add(r.model)?
+                .add(r.year)?
+                .add(r.mileage_km)?
+                .add(r.fuel)?
+                .add(r.gearbox)?
+                .add(r.engine_volume_cc)?
+                .add(r.body)?
+                .add(r.colour)?
+                .add(r.vin)?
+                .add(r.city)?
+                .add(r.price_minor)?
+                .add(r.price_currency)?
+                .add(r.photos)?
+                .add(r.brand_key)?
+                .add(r.model_key)?
+                .add(r.city_key)?
+                .add(r.search_text)?
+                .add(r.created_position)?
+                .add(r.created_at)?
+                .add(r.updated_at)?;
+        }
+        inserts.push(insert);
+    }
+    Ok(inserts)
+}
+
+/// SQLite: new price rows in statements of [`ROWS_PER_STATEMENT`] rows.
+fn sqlite_price_inserts(prices: Vec<PriceRow>) -> Result<Vec<SqliteInsert>, BoxDynError> {
+    let head = format!("{SQLITE_INSERT} {COPY_PRICES}");
+    let mut inserts = Vec::new();
+    let mut prices = prices.into_iter().peekable();
+    while prices.peek().is_some() {
+        let chunk: Vec<PriceRow> = prices.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let mut insert = SqliteInsert::new(&head, 6, chunk.len(), "");
+        for p in chunk {
+            insert
+                .add(p.listing_id)?
+                .add(p.version)?
+                .add(p.workspace_id)?
+                .add(p.price_minor)?
+                .add(p.price_currency)?
+                .add(p.changed_at)?;
+        }
+        inserts.push(insert);
+    }
+    Ok(inserts)
+}
+
+/// What [`copy_listings`] fills.
+const COPY_LISTINGS: &str = concat!("inventory_listings (", listing_columns!(), ")");
+/// What [`copy_prices`] fills (and the head of SQLite's price inserts).
+const COPY_PRICES: &str = "inventory_price_history \
+     (listing_id, version, workspace_id, price_minor, price_currency, changed_at)";
+
+async fn write_rows(tx: &mut Tx, rows: Vec<ListingRow>, write: Write) -> Result<(), sqlx::Error> {
     if rows.is_empty() {
         return Ok(());
     }
     match tx {
-        Tx::Postgres(conn) if write == Write::Stream => copy_rows_postgres(conn, rows).await,
-        Tx::Postgres(conn) => write_rows_postgres(conn, rows, write).await,
+        Tx::Postgres(conn) if write == Write::Stream => {
+            copy_listings(&rows)
+                .map_err(sqlx::Error::Encode)?
+                .send(conn, COPY_LISTINGS)
+                .await?;
+        }
+        Tx::Postgres(conn) => write_rows_postgres(conn, &rows, write).await?,
         Tx::Sqlite(conn) => {
-            let on_conflict = write.on_conflict();
-            let insert = match write {
-                Write::Insert | Write::Stream => SQLITE_INSERT,
-                // An upsert: the conflict it expects is its own to resolve.
-                Write::Replace => "INSERT INTO",
-            };
-            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "{insert} inventory_listings ({LISTING_COLUMNS}) "
-                ));
-                query.push_values(chunk, |mut b, row| {
-                    b.push_bind(row.listing_id)
-                        .push_bind(row.workspace_id)
-                        .push_bind(row.version)
-                        .push_bind(row.status.clone())
-                        .push_bind(row.title.clone())
-                        .push_bind(row.description.clone())
-                        .push_bind(row.brand.clone())
-                        .push_bind(row.model.clone())
-                        .push_bind(row.year)
-                        .push_bind(row.mileage_km)
-                        .push_bind(row.fuel.clone())
-                        .push_bind(row.gearbox.clone())
-                        .push_bind(row.engine_volume_cc)
-                        .push_bind(row.body.clone())
-                        .push_bind(row.colour.clone())
-                        .push_bind(row.vin.clone())
-                        .push_bind(row.city.clone())
-                        .push_bind(row.price_minor)
-                        .push_bind(row.price_currency.clone())
-                        .push_bind(row.photos.clone())
-                        .push_bind(row.brand_key.clone())
-                        .push_bind(row.model_key.clone())
-                        .push_bind(row.city_key.clone())
-                        .push_bind(row.search_text.clone())
-                        .push_bind(row.created_position)
-                        .push_bind(row.created_at)
-                        .push_bind(row.updated_at);
-                });
-                query.push(&on_conflict);
-                query.build().execute(&mut **conn).await?;
+            for insert in sqlite_listing_inserts(rows, write).map_err(sqlx::Error::Encode)? {
+                insert.execute(conn).await?;
             }
-            Ok(())
         }
     }
+    Ok(())
 }
 
-/// PostgreSQL: new rows in one binary `COPY`.
-async fn copy_rows_postgres(
-    conn: &mut sqlx::PgConnection,
-    rows: &[ListingRow],
-) -> Result<(), sqlx::Error> {
+/// PostgreSQL: new rows as one binary `COPY`'s payload.
+fn copy_listings(rows: &[ListingRow]) -> Result<CopyRows, BoxDynError> {
     let mut copy = CopyRows::new(27);
     for r in rows {
         copy.row()
@@ -516,12 +677,24 @@ async fn copy_rows_postgres(
             .and_then(|c| c.field(&r.search_text.as_str()))
             .and_then(|c| c.field(&r.created_position))
             .and_then(|c| c.field(&r.created_at))
-            .and_then(|c| c.field(&r.updated_at))
-            .map_err(sqlx::Error::Encode)?;
+            .and_then(|c| c.field(&r.updated_at))?;
     }
-    copy.send(conn, &format!("inventory_listings ({LISTING_COLUMNS})"))
-        .await?;
-    Ok(())
+    Ok(copy)
+}
+
+/// PostgreSQL: new price rows as one binary `COPY`'s payload.
+fn copy_prices(prices: &[PriceRow]) -> Result<CopyRows, BoxDynError> {
+    let mut copy = CopyRows::new(6);
+    for p in prices {
+        copy.row()
+            .field(&p.listing_id)
+            .and_then(|c| c.field(&p.version))
+            .and_then(|c| c.field(&p.workspace_id))
+            .and_then(|c| c.field(&p.price_minor))
+            .and_then(|c| c.field(&p.price_currency.as_str()))
+            .and_then(|c| c.field(&p.changed_at))?;
+    }
+    Ok(copy)
 }
 
 /// One column of `rows`, as an array parameter for `unnest`.
@@ -579,29 +752,20 @@ async fn write_rows_postgres(
 
 /// Inserts new price-history rows. A row is made only by an event newer than its listing's
 /// row, which is written in the same transaction: it cannot be stored already.
-async fn insert_prices(tx: &mut Tx, prices: &[PriceRow], write: Write) -> Result<(), sqlx::Error> {
+async fn insert_prices(
+    tx: &mut Tx,
+    prices: Vec<PriceRow>,
+    write: Write,
+) -> Result<(), sqlx::Error> {
     if prices.is_empty() {
         return Ok(());
     }
     match tx {
         Tx::Postgres(conn) if write == Write::Stream => {
-            let mut copy = CopyRows::new(6);
-            for p in prices {
-                copy.row()
-                    .field(&p.listing_id)
-                    .and_then(|c| c.field(&p.version))
-                    .and_then(|c| c.field(&p.workspace_id))
-                    .and_then(|c| c.field(&p.price_minor))
-                    .and_then(|c| c.field(&p.price_currency.as_str()))
-                    .and_then(|c| c.field(&p.changed_at))
-                    .map_err(sqlx::Error::Encode)?;
-            }
-            copy.send(
-                conn,
-                "inventory_price_history \
-                 (listing_id, version, workspace_id, price_minor, price_currency, changed_at)",
-            )
-            .await?;
+            copy_prices(&prices)
+                .map_err(sqlx::Error::Encode)?
+                .send(conn, COPY_PRICES)
+                .await?;
         }
         Tx::Postgres(conn) => {
             sqlx::query(
@@ -610,30 +774,18 @@ async fn insert_prices(tx: &mut Tx, prices: &[PriceRow], write: Write) -> Result
                  SELECT * FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::int8[], $5::text[], \
                    $6::timestamptz[])",
             )
-            .bind(column(prices, |p| p.listing_id))
-            .bind(column(prices, |p| p.version))
-            .bind(column(prices, |p| p.workspace_id))
-            .bind(column(prices, |p| p.price_minor))
-            .bind(column(prices, |p| p.price_currency.as_str()))
-            .bind(column(prices, |p| p.changed_at))
+            .bind(column(&prices, |p| p.listing_id))
+            .bind(column(&prices, |p| p.version))
+            .bind(column(&prices, |p| p.workspace_id))
+            .bind(column(&prices, |p| p.price_minor))
+            .bind(column(&prices, |p| p.price_currency.as_str()))
+            .bind(column(&prices, |p| p.changed_at))
             .execute(&mut **conn)
             .await?;
         }
         Tx::Sqlite(conn) => {
-            for chunk in prices.chunks(ROWS_PER_STATEMENT) {
-                let mut query = QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "{SQLITE_INSERT} inventory_price_history \
-                     (listing_id, version, workspace_id, price_minor, price_currency, changed_at) ",
-                ));
-                query.push_values(chunk, |mut b, price| {
-                    b.push_bind(price.listing_id)
-                        .push_bind(price.version)
-                        .push_bind(price.workspace_id)
-                        .push_bind(price.price_minor)
-                        .push_bind(price.price_currency.clone())
-                        .push_bind(price.changed_at);
-                });
-                query.build().execute(&mut **conn).await?;
+            for insert in sqlite_price_inserts(prices).map_err(sqlx::Error::Encode)? {
+                insert.execute(conn).await?;
             }
         }
     }
