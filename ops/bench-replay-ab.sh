@@ -8,7 +8,10 @@
 # run replays with one build and then the other, timed from process start to exit as in
 # ops/bench.sh. Prints medians and after / before.
 #
-# Usage: ops/bench-replay-ab.sh BEFORE_CARTIE [RUNS] [LISTINGS]
+# SQLITE_SEED=each: on SQLite the after build seeds a database of its own instead of
+# replaying a copy (same shape, other ids), for changes to how a database is created.
+#
+# Usage: [SQLITE_SEED=each] ops/bench-replay-ab.sh BEFORE_CARTIE [RUNS] [LISTINGS]
 set -euo pipefail
 cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.."
 
@@ -17,6 +20,7 @@ BEFORE_BENCH=$(dirname "$BEFORE_CARTIE")/cartie-bench
 RUNS=${2:-5}
 LISTINGS=${3:-50000}
 RESULTS_NAME=replay-ab
+SQLITE_SEED=${SQLITE_SEED:-copy}
 source ops/bench-lib.sh
 [ -x "$BEFORE_BENCH" ] || { log "no cartie-bench beside $BEFORE_CARTIE"; exit 1; }
 
@@ -34,7 +38,12 @@ for backend in postgres sqlite; do
       ;;
     sqlite)
       mkdir -p "$WORK/after"
-      cp "$WORK"/data/cartie.db* "$WORK/after/"
+      if [ "$SQLITE_SEED" = each ]; then
+        log "sqlite: seeding the after build's own database"
+        "$BENCH" seed --database-url "sqlite:$WORK/after/cartie.db" --listings "$LISTINGS" >&2
+      else
+        cp "$WORK"/data/cartie.db* "$WORK/after/"
+      fi
       URL_OF[after]=sqlite:$WORK/after/cartie.db
       ;;
   esac

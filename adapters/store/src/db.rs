@@ -97,22 +97,12 @@ macro_rules! on_tx {
     };
 }
 
-/// Bytes per page of a SQLite database this creates. Twice SQLite's default: the read
-/// models' rows and index entries are a few hundred bytes, and with 8 KiB pages their
-/// B-trees are a level shallower and split half as often; a rebuild of the Inventory took
-/// 0.90 times as long (ADR 0025). An existing database keeps the page size it was created
-/// with; `VACUUM` outside WAL mode converts it.
-const SQLITE_PAGE_SIZE: u32 = 8192;
-
 impl Database {
     /// Connects to `sqlite:<path>` (created if missing) or `postgres://…`.
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self, DatabaseError> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
-                // Only a new database takes it (WAL mode fixes the page size); see the
-                // constant.
-                .page_size(SQLITE_PAGE_SIZE)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
