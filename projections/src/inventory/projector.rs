@@ -472,10 +472,10 @@ impl Encoded {
             Backend::Postgres => {
                 let mut copies = Vec::new();
                 if !created.is_empty() {
-                    copies.push((copy_listings(&created)?, COPY_LISTINGS));
+                    copies.push((copy_listings(&created)?, LISTINGS_TARGET));
                 }
                 if !prices.is_empty() {
-                    copies.push((copy_prices(&prices)?, COPY_PRICES));
+                    copies.push((copy_prices(&prices)?, PRICES_TARGET));
                 }
                 Encoded::Postgres(copies)
             }
@@ -511,7 +511,8 @@ struct SqliteInsert {
 }
 
 impl SqliteInsert {
-    /// `INSERT` into `target` of `rows` rows of `columns` values each, then `tail`.
+    /// `head`, then `VALUES` with `rows` rows of `columns` placeholders each, then `tail`;
+    /// the arguments are added after.
     fn new(head: &str, columns: usize, rows: usize, tail: &str) -> Self {
         let row = format!("({})", vec!["?"; columns].join(", "));
         let mut sql = String::with_capacity(head.len() + rows * (row.len() + 2) + tail.len() + 8);
@@ -545,7 +546,29 @@ impl SqliteInsert {
     }
 }
 
-/// SQLite: `rows` in statements of [`ROWS_PER_STATEMENT`] rows, written as `write` says.
+/// SQLite: `rows` in statements of [`ROWS_PER_STATEMENT`] rows each: `head`, the rows'
+/// values (`columns` of them, which `add` gives for a row), then `tail`.
+fn sqlite_inserts<R>(
+    rows: Vec<R>,
+    head: &str,
+    columns: usize,
+    tail: &str,
+    add: impl Fn(&mut SqliteInsert, R) -> Result<(), BoxDynError>,
+) -> Result<Vec<SqliteInsert>, BoxDynError> {
+    let mut inserts = Vec::with_capacity(rows.len().div_ceil(ROWS_PER_STATEMENT));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<R> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
+        let mut insert = SqliteInsert::new(head, columns, chunk.len(), tail);
+        for row in chunk {
+            add(&mut insert, row)?;
+        }
+        inserts.push(insert);
+    }
+    Ok(inserts)
+}
+
+/// SQLite: listing rows, written as `write` says.
 fn sqlite_listing_inserts(
     rows: Vec<ListingRow>,
     write: Write,
@@ -555,74 +578,59 @@ fn sqlite_listing_inserts(
         // An upsert: the conflict it expects is its own to resolve.
         Write::Replace => "INSERT INTO",
     };
-    let head = format!("{insert} inventory_listings ({LISTING_COLUMNS})");
-    let tail = write.on_conflict();
-    let mut inserts = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<ListingRow> = rows.by_ref().take(ROWS_PER_STATEMENT).collect();
-        let mut insert = SqliteInsert::new(&head, 27, chunk.len(), &tail);
-        for r in chunk {
-            insert
-                .add(r.listing_id)?
-                .add(r.workspace_id)?
-                .add(r.version)?
-                .add(r.status)?
-                .add(r.title)?
-                .add(r.description)?
-                .add(r.brand)?
-                .add(r.model)?
-                .add(r.year)?
-                .add(r.mileage_km)?
-                .add(r.fuel)?
-                .add(r.gearbox)?
-                .add(r.engine_volume_cc)?
-                .add(r.body)?
-                .add(r.colour)?
-                .add(r.vin)?
-                .add(r.city)?
-                .add(r.price_minor)?
-                .add(r.price_currency)?
-                .add(r.photos)?
-                .add(r.brand_key)?
-                .add(r.model_key)?
-                .add(r.city_key)?
-                .add(r.search_text)?
-                .add(r.created_position)?
-                .add(r.created_at)?
-                .add(r.updated_at)?;
-        }
-        inserts.push(insert);
-    }
-    Ok(inserts)
+    let head = format!("{insert} {LISTINGS_TARGET}");
+    sqlite_inserts(rows, &head, 27, &write.on_conflict(), |insert, r| {
+        insert
+            .add(r.listing_id)?
+            .add(r.workspace_id)?
+            .add(r.version)?
+            .add(r.status)?
+            .add(r.title)?
+            .add(r.description)?
+            .add(r.brand)?
+            .add(r.model)?
+            .add(r.year)?
+            .add(r.mileage_km)?
+            .add(r.fuel)?
+            .add(r.gearbox)?
+            .add(r.engine_volume_cc)?
+            .add(r.body)?
+            .add(r.colour)?
+            .add(r.vin)?
+            .add(r.city)?
+            .add(r.price_minor)?
+            .add(r.price_currency)?
+            .add(r.photos)?
+            .add(r.brand_key)?
+            .add(r.model_key)?
+            .add(r.city_key)?
+            .add(r.search_text)?
+            .add(r.created_position)?
+            .add(r.created_at)?
+            .add(r.updated_at)?;
+        Ok(())
+    })
 }
 
-/// SQLite: new price rows in statements of [`ROWS_PER_STATEMENT`] rows.
+/// SQLite: new price rows.
 fn sqlite_price_inserts(prices: Vec<PriceRow>) -> Result<Vec<SqliteInsert>, BoxDynError> {
-    let head = format!("{SQLITE_INSERT} {COPY_PRICES}");
-    let mut inserts = Vec::new();
-    let mut prices = prices.into_iter().peekable();
-    while prices.peek().is_some() {
-        let chunk: Vec<PriceRow> = prices.by_ref().take(ROWS_PER_STATEMENT).collect();
-        let mut insert = SqliteInsert::new(&head, 6, chunk.len(), "");
-        for p in chunk {
-            insert
-                .add(p.listing_id)?
-                .add(p.version)?
-                .add(p.workspace_id)?
-                .add(p.price_minor)?
-                .add(p.price_currency)?
-                .add(p.changed_at)?;
-        }
-        inserts.push(insert);
-    }
-    Ok(inserts)
+    let head = format!("{SQLITE_INSERT} {PRICES_TARGET}");
+    sqlite_inserts(prices, &head, 6, "", |insert, p| {
+        insert
+            .add(p.listing_id)?
+            .add(p.version)?
+            .add(p.workspace_id)?
+            .add(p.price_minor)?
+            .add(p.price_currency)?
+            .add(p.changed_at)?;
+        Ok(())
+    })
 }
 
-/// What [`copy_listings`] fills.
-const COPY_LISTINGS: &str = concat!("inventory_listings (", listing_columns!(), ")");
-/// What [`copy_prices`] fills (and the head of SQLite's price inserts).
-const COPY_PRICES: &str = "inventory_price_history \
+/// `inventory_listings` and its columns, in the order rows are encoded.
+const LISTINGS_TARGET: &str = concat!("inventory_listings (", listing_columns!(), ")");
+/// `inventory_price_history` and its columns, in the order rows are encoded.
+const PRICES_TARGET: &str = "inventory_price_history \
      (listing_id, version, workspace_id, price_minor, price_currency, changed_at)";
 
 async fn write_rows(tx: &mut Tx, rows: Vec<ListingRow>, write: Write) -> Result<(), sqlx::Error> {
@@ -633,7 +641,7 @@ async fn write_rows(tx: &mut Tx, rows: Vec<ListingRow>, write: Write) -> Result<
         Tx::Postgres(conn) if write == Write::Stream => {
             copy_listings(&rows)
                 .map_err(sqlx::Error::Encode)?
-                .send(conn, COPY_LISTINGS)
+                .send(conn, LISTINGS_TARGET)
                 .await?;
         }
         Tx::Postgres(conn) => write_rows_postgres(conn, &rows, write).await?,
@@ -764,7 +772,7 @@ async fn insert_prices(
         Tx::Postgres(conn) if write == Write::Stream => {
             copy_prices(&prices)
                 .map_err(sqlx::Error::Encode)?
-                .send(conn, COPY_PRICES)
+                .send(conn, PRICES_TARGET)
                 .await?;
         }
         Tx::Postgres(conn) => {
