@@ -201,6 +201,12 @@ impl Extension for EnforceExtension {
         next: NextResolve<'_>,
     ) -> ServerResult<Option<Value>> {
         let root = matches!(info.parent_type, "Query" | "Mutation" | "Subscription");
+        // Where the refused field is written in the query (its alias when it has one).
+        let pos = info
+            .field
+            .alias
+            .as_ref()
+            .map_or(info.field.name.pos, |alias| alias.pos);
         // The WebSocket authenticates once, at connection init: it serves subscriptions
         // only (each item re-checks the credential); queries and mutations go to POST.
         if matches!(info.parent_type, "Query" | "Mutation")
@@ -210,7 +216,7 @@ impl Extension for EnforceExtension {
                 "the WebSocket serves subscriptions only; send queries and mutations to POST /graphql".into(),
             )
             .into();
-            return Err(error.into_server_error(Default::default()));
+            return Err(error.into_server_error(pos));
         }
         if root && !info.is_for_introspection && !info.name.starts_with("__") {
             let principal = ctx.data_opt::<RequestContext>().map(|c| &c.principal);
@@ -236,7 +242,7 @@ impl Extension for EnforceExtension {
             };
             if let Err(error) = verdict {
                 let error: async_graphql::Error = error.into();
-                let mut server_error = error.into_server_error(Default::default());
+                let mut server_error = error.into_server_error(pos);
                 server_error.path = vec![async_graphql::PathSegment::Field(
                     info.alias.unwrap_or(info.name).to_string(),
                 )];

@@ -121,6 +121,17 @@ async fn a_dealer_creates_prices_and_reads_back_a_listing(backend: Backend) {
         .await;
     assert_eq!(list["data"]["listings"]["totalCount"], 1, "{list}");
     assert_eq!(list["data"]["listings"]["edges"][0]["node"]["id"], id);
+    // A list filter given as null or empty does not filter; one that names a status does.
+    for (statuses, expected) in [("null", 1), ("[]", 1), ("[AVAILABLE]", 1), ("[SOLD]", 0)] {
+        let query = format!(
+            "{{ listings(filter: {{ statuses: {statuses}, fuels: null, gearboxes: [], bodies: null }}) {{ totalCount }} }}"
+        );
+        let list = api.gql(&token, &query, json!({})).await;
+        assert_eq!(
+            list["data"]["listings"]["totalCount"], expected,
+            "{statuses}: {list}"
+        );
+    }
     api.shutdown().await;
 }
 
@@ -449,11 +460,17 @@ async fn malformed_tampered_foreign_and_expired_tokens_are_unauthenticated() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
         assert_eq!(code(&body), "UNAUTHENTICATED");
     }
-    // Without a token the request runs anonymously: only public operations answer.
+    // Without a token the request runs anonymously: only public operations answer. The
+    // error points at the refused field (lines and columns count from 1).
     let (status, body) = api.post(None, query()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(code(&body), "UNAUTHENTICATED");
     assert!(body["data"].is_null(), "{body}");
+    assert_eq!(
+        body["errors"][0]["locations"],
+        json!([{ "line": 1, "column": 3 }]),
+        "{body}"
+    );
     let (status, body) = api.post(Some(&format!("Bearer {valid}")), query()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(body["errors"].is_null(), "{body}");
@@ -501,6 +518,35 @@ async fn oversized_bodies_and_overdeep_or_overcomplex_queries_are_refused_before
             .contains("nested"),
         "{response}"
     );
+
+    // Values nested thousands deep (a few KiB of text, in an argument, a default value or a
+    // directive, with or without a token) are refused before the parser recurses into them
+    // (it would overflow its stack and abort the server); the server answers after them.
+    let deep = |levels: usize| format!("{}1{}", "[".repeat(levels), "]".repeat(levels));
+    let objects = format!("{}1{}", "{a: ".repeat(2_000), "}".repeat(2_000));
+    for query in [
+        format!("{{ listing(id: {}) {{ id }} }}", deep(2_000)),
+        format!("query($f: ListingFilterInput = {objects}) {{ __typename }}"),
+        format!("{{ __typename @skip(if: {}) }}", deep(5_000)),
+    ] {
+        for caller in [Some(format!("Bearer {token}")), None] {
+            let body = json!({ "query": query }).to_string();
+            let (status, body) = api.post(caller.as_deref(), Body::from(body)).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(code(&body), "VALIDATION", "{body}");
+            assert!(
+                body["errors"][0]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("nested more than 64 levels"),
+                "{body}"
+            );
+        }
+    }
+    let alive = api
+        .gql(&token, "{ listings { totalCount } }", json!({}))
+        .await;
+    assert!(alive["errors"].is_null(), "{alive}");
 
     // 30 pages of 100 listings each is over the complexity budget; the mutation alongside
     // never runs.

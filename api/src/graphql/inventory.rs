@@ -278,15 +278,15 @@ pub struct ListingFilterInput {
     pub price_min: Option<i64>,
     pub price_max: Option<i64>,
     pub mileage_max: Option<i64>,
-    #[graphql(default)]
-    pub statuses: Vec<ListingStatus>,
+    /// Any of these statuses; left out, `null` or empty: every status.
+    pub statuses: Option<Vec<ListingStatus>>,
     pub city: Option<String>,
-    #[graphql(default)]
-    pub fuels: Vec<Fuel>,
-    #[graphql(default)]
-    pub gearboxes: Vec<Gearbox>,
-    #[graphql(default)]
-    pub bodies: Vec<BodyType>,
+    /// Any of these fuels; left out, `null` or empty: any fuel (and none).
+    pub fuels: Option<Vec<Fuel>>,
+    /// Any of these gearboxes; left out, `null` or empty: any gearbox (and none).
+    pub gearboxes: Option<Vec<Gearbox>>,
+    /// Any of these bodies; left out, `null` or empty: any body (and none).
+    pub bodies: Option<Vec<BodyType>>,
     /// Words that must all appear in the title or description.
     pub text: Option<String>,
 }
@@ -339,11 +339,21 @@ impl ListingFilterInput {
             price_min: self.price_min,
             price_max: self.price_max,
             mileage_max: self.mileage_max,
-            statuses: self.statuses.into_iter().map(Into::into).collect(),
+            statuses: self
+                .statuses
+                .into_iter()
+                .flatten()
+                .map(Into::into)
+                .collect(),
             city: self.city,
-            fuels: self.fuels.into_iter().map(Into::into).collect(),
-            gearboxes: self.gearboxes.into_iter().map(Into::into).collect(),
-            bodies: self.bodies.into_iter().map(Into::into).collect(),
+            fuels: self.fuels.into_iter().flatten().map(Into::into).collect(),
+            gearboxes: self
+                .gearboxes
+                .into_iter()
+                .flatten()
+                .map(Into::into)
+                .collect(),
+            bodies: self.bodies.into_iter().flatten().map(Into::into).collect(),
             text: self.text,
         })
     }

@@ -5,6 +5,7 @@ mod accounts;
 mod bots;
 mod inbox;
 mod inventory;
+mod nesting;
 mod requests;
 
 use std::net::IpAddr;
@@ -70,6 +71,7 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, InboxSubsc
         InboxSubscription,
     )
     .extension(crate::access::Enforce)
+    .extension(nesting::NestingLimit)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
 }
