@@ -73,11 +73,13 @@ enum Commands {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Creates an API token in a workspace and prints it (shown this once).
+    #[command(visible_alias = "issue")]
     Create {
-        /// The workspace's slug.
+        /// The workspace's slug or id.
         #[arg(long)]
         workspace: String,
-        #[arg(long)]
+        /// What the token is for, as the workspace's list of tokens shows it.
+        #[arg(long, default_value = "issued on the command line")]
         name: String,
         #[arg(long, value_enum, default_value = "member")]
         role: TokenRole,
@@ -149,9 +151,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let db = open_database(&settings).await?;
             let app = App::start(db.clone(), keys(&settings)?);
             let result = async {
-                let found = queries::workspace_by_slug(&db, &workspace)
-                    .await?
-                    .with_context(|| format!("no workspace with the slug {workspace:?}"))?;
+                let found = match uuid::Uuid::parse_str(&workspace) {
+                    Ok(id) => queries::workspace(&db, id).await?,
+                    Err(_) => queries::workspace_by_slug(&db, &workspace).await?,
+                }
+                .with_context(|| format!("no workspace with the slug or id {workspace:?}"))?;
                 let name = Text::parse("name", &name, Text::SHORT)
                     .map_err(|e| anyhow::anyhow!("--name {}", e.message))?;
                 let role = match role {

@@ -80,6 +80,13 @@ impl Server {
     }
 
     async fn send(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let body = self.post(token, query, variables).await;
+        assert!(body["errors"].is_null(), "{body}");
+        body["data"].clone()
+    }
+
+    /// The whole response, errors included.
+    async fn post(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
         let mut request = reqwest::Client::new()
             .post(format!("{}/graphql", self.base))
             .json(&json!({ "query": query, "variables": variables }));
@@ -88,9 +95,7 @@ impl Server {
         }
         let response = request.send().await.unwrap();
         assert!(response.status().is_success(), "{}", response.status());
-        let body: Value = response.json().await.unwrap();
-        assert!(body["errors"].is_null(), "{body}");
-        body["data"].clone()
+        response.json().await.unwrap()
     }
 }
 
@@ -254,6 +259,67 @@ async fn a_listing_survives_a_restart(backend: Backend) {
         .gql(&token, "{ listings { totalCount } }", json!({}))
         .await;
     assert_eq!(listings["listings"]["totalCount"], 1);
+
+    // Tokens printed by the CLI, for the workspace named by slug or by id, read it too;
+    // one of another workspace does not.
+    let workspace = restarted
+        .gql(&token, "{ workspace { id } }", json!({}))
+        .await["workspace"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let by_slug = cartie(
+        &[
+            "token",
+            "issue",
+            "--workspace",
+            "kyiv-motors",
+            "--role",
+            "admin",
+        ],
+        data_dir.path(),
+        &database_url,
+        &[],
+    );
+    let by_id = cartie(
+        &[
+            "token",
+            "create",
+            "--workspace",
+            &workspace,
+            "--name",
+            "stock sync",
+        ],
+        data_dir.path(),
+        &database_url,
+        &[],
+    );
+    for printed in [&by_slug, &by_id] {
+        let cli_token = printed.trim();
+        assert!(!cli_token.is_empty() && !cli_token.contains(char::is_whitespace));
+        let read_back = restarted.gql(cli_token, read, json!({ "id": id })).await;
+        assert_eq!(read_back, before, "read with a token from the CLI");
+    }
+    let platform = cartie(
+        &[
+            "token",
+            "issue",
+            "--workspace",
+            "platform",
+            "--role",
+            "admin",
+        ],
+        data_dir.path(),
+        &database_url,
+        &[],
+    );
+    let foreign = restarted
+        .post(Some(platform.trim()), read, json!({ "id": id }))
+        .await;
+    assert_eq!(
+        foreign["errors"][0]["extensions"]["code"], "NOT_FOUND",
+        "{foreign}"
+    );
     restarted.stop();
 }
 
