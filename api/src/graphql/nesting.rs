@@ -92,7 +92,9 @@ fn too_deep(query: &str, max: usize) -> Option<Pos> {
                 // A string ends at the next unescaped `"` (or, malformed, at the line's end).
                 i += 1;
                 while i < bytes.len() && !matches!(bytes[i], b'"' | b'\n') {
-                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    // An escape takes the next character, but never the line's end.
+                    let escaped = bytes[i] == b'\\' && bytes.get(i + 1) != Some(&b'\n');
+                    i += if escaped { 2 } else { 1 };
                 }
                 if bytes.get(i) == Some(&b'\n') {
                     continue;
@@ -163,6 +165,11 @@ mod tests {
     fn unbalanced_or_unterminated_text_is_left_to_the_parser() {
         assert_eq!(too_deep("}}}} { a }", 1), None);
         assert_eq!(too_deep("{ a(s: \"[[[[", 2), None);
+        // A string cannot run on past its line, even after a backslash.
+        assert_eq!(
+            too_deep("{ a(s: \"x\\\n[[[ ]]]) }", 2),
+            Some(Pos { line: 2, column: 1 })
+        );
         assert_eq!(too_deep("{ a(s: \"\"\"[[[[", 2), None);
         assert_eq!(too_deep("", 0), None);
     }
