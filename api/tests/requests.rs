@@ -67,9 +67,22 @@ async fn a_partner_sees_only_requests_addressed_to_it_and_its_own_variants(backe
     let api = Api::new(backend).await;
     let dealer = api.dealer("kyiv-motors").await;
     let (p1, t1) = partner_with_token(&api, &dealer, "Lviv Auto").await;
-    let (_p2, t2) = partner_with_token(&api, &dealer, "Odesa Cars").await;
+    let (p2, t2) = partner_with_token(&api, &dealer, "Odesa Cars").await;
     let addressed = draft(&api, &dealer, json!({ "brand": "Toyota" })).await;
     let unpublished = draft(&api, &dealer, json!({ "brand": "BMW" })).await;
+    // Named partners and all of them at once is a contradiction, refused.
+    let both = api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!, $p: ID!) { publishRequest(input: { id: $id, partnerIds: [$p], allPartners: true }) { status } }",
+            json!({ "id": addressed, "p": p1 }),
+        )
+        .await;
+    assert_eq!(
+        (code(&both), field(&both)),
+        ("VALIDATION", "allPartners"),
+        "{both}"
+    );
     ok(api
         .gql(
             &dealer.token,
@@ -187,6 +200,32 @@ async fn a_partner_sees_only_requests_addressed_to_it_and_its_own_variants(backe
         listed["requests"]["nodes"][0]["bestOffer"]["amountMinor"],
         1_700_000
     );
+
+    // A partner's token is revoked like any other API token, and answers as a partner's.
+    let token_id = ok(api
+        .gql(
+            &dealer.token,
+            "query($id: ID!) { partner(id: $id) { tokens { id revokedAt } } }",
+            json!({ "id": p2 }),
+        )
+        .await)["partner"]["tokens"][0]["id"]
+        .clone();
+    let revoked = ok(api
+        .gql(
+            &dealer.token,
+            "mutation($id: ID!) { revokeApiToken(id: $id) { id role partnerId revokedAt } }",
+            json!({ "id": token_id }),
+        )
+        .await)["revokeApiToken"]
+        .clone();
+    assert_eq!(revoked["role"], "PARTNER", "{revoked}");
+    assert_eq!(revoked["partnerId"], p2, "{revoked}");
+    assert!(revoked["revokedAt"].is_string(), "{revoked}");
+    let body = json!({ "query": "{ partnerRequests { nodes { id } } }" }).to_string();
+    let (status, _) = api
+        .post(Some(&format!("Bearer {t2}")), axum::body::Body::from(body))
+        .await;
+    assert_eq!(status, 401);
 
     // A deactivated partner's token stops working.
     ok(api
@@ -469,6 +508,16 @@ async fn public_intake_creates_a_lead_and_a_draft_and_is_throttled_per_client(ba
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // The platform's own workspace takes no requests from the public: as if it did not
+    // exist (from another address, under its own limit).
+    let platform = api.dealer("platform").await;
+    let body = json!({ "query": SUBMIT, "variables": { "slug": platform.slug } }).to_string();
+    let elsewhere = std::net::SocketAddr::from(([203, 0, 113, 7], 40_000));
+    let (_, refused) = api
+        .post_from(None, axum::body::Body::from(body), Some(elsewhere))
+        .await;
+    assert_eq!(code(&refused), "NOT_FOUND", "{refused}");
     api.shutdown().await;
 }
 
@@ -751,6 +800,18 @@ async fn the_request_list_filters_and_pages_newest_first(backend: Backend) {
         .await;
     assert_eq!(code(&bad), "VALIDATION", "{bad}");
     assert_eq!(field(&bad), "filter.budgetCurrency", "{bad}");
+    let bad = api
+        .gql(
+            &dealer.token,
+            LIST,
+            json!({ "filter": { "budgetCurrency": "USD", "budgetMin": -10 }, "first": 2, "after": null }),
+        )
+        .await;
+    assert_eq!(
+        (code(&bad), field(&bad)),
+        ("VALIDATION", "filter.budgetMin"),
+        "{bad}"
+    );
     let bad = api
         .gql(
             &dealer.token,

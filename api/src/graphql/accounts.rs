@@ -194,13 +194,25 @@ impl TryFrom<MemberRow> for MemberNode {
     }
 }
 
+/// The role an API token acts with: a member's role, or `PARTNER` for a partner dealer's
+/// token (created with `createPartnerToken`).
+#[derive(Enum, Copy, Clone, Eq, PartialEq)]
+pub enum ApiTokenRole {
+    Owner,
+    Admin,
+    Member,
+    Partner,
+}
+
 /// An API token (never its secret).
 #[derive(SimpleObject)]
 #[graphql(name = "ApiToken")]
 pub struct ApiTokenNode {
     pub id: ID,
     pub name: String,
-    pub role: MemberRole,
+    pub role: ApiTokenRole,
+    /// The partner a `PARTNER` token acts for; null for the workspace's own tokens.
+    pub partner_id: Option<ID>,
     /// Who created it (`user:<id>`, `api_token:<id>`, `system`).
     pub created_by: String,
     pub created_at: DateTime<Utc>,
@@ -214,7 +226,15 @@ impl ApiTokenNode {
         Ok(Self {
             id: ID(row.token_id.to_string()),
             name: row.name,
-            role: role_of(&row.role)?,
+            role: match row.partner_id {
+                Some(_) => ApiTokenRole::Partner,
+                None => match role_of(&row.role)? {
+                    MemberRole::Owner => ApiTokenRole::Owner,
+                    MemberRole::Admin => ApiTokenRole::Admin,
+                    MemberRole::Member => ApiTokenRole::Member,
+                },
+            },
+            partner_id: row.partner_id.map(|id| ID(id.to_string())),
             created_by: row.created_by,
             created_at: row.created_at,
             revoked_at: row.revoked_at,

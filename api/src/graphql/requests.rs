@@ -421,6 +421,14 @@ impl RequestFilterInput {
                 "is required with a budget range: budgets are compared in one currency",
             ));
         }
+        for (field, value) in [
+            ("filter.budgetMin", self.budget_min),
+            ("filter.budgetMax", self.budget_max),
+        ] {
+            if value.is_some_and(|v| v < 0) {
+                return Err(ApiError::validation(field, "must not be negative"));
+            }
+        }
         if let (Some(min), Some(max)) = (self.budget_min, self.budget_max) {
             if min > max {
                 return Err(ApiError::validation(
@@ -1255,6 +1263,13 @@ impl RequestsMutation {
             .filter(|p| p.active)
             .map(|p| p.partner_id)
             .collect();
+        if input.all_partners && !input.partner_ids.is_empty() {
+            return Err(ApiError::validation(
+                "allPartners",
+                "name partners or open it to all of them, not both",
+            )
+            .into());
+        }
         let partners = if input.all_partners {
             active
         } else {
@@ -1676,9 +1691,11 @@ impl RequestsMutation {
         let services = services(ctx);
         let client_address = ctx.data_opt::<ClientAddress>().and_then(|c| c.0);
         services.throttle.submission(client_address)?;
+        // The platform's own workspace is no dealer: it takes no requests from the public.
         let workspace = directory::workspace_by_slug(&services.db, workspace_slug.trim())
             .await
             .map_err(ApiError::from)?
+            .filter(|w| w.slug != cartie_domain::workspace::PLATFORM_SLUG)
             .ok_or(ApiError::NotFound("workspace"))?;
         let needs = input.needs.parse().map_err(ApiError::from)?;
         let contact = contact(input.name, input.phone, input.telegram_username, "")
