@@ -341,6 +341,20 @@ async fn a_phrase_search_finds_exactly_the_conversations_whose_messages_hold_it(
         });
         check("with statistics").await;
     }
+    // A search longer than anyone types is refused, on SQLite long before its LIKE limit.
+    let long = inbox
+        .api
+        .gql(
+            &inbox.dealer.token,
+            "query($s: String) { conversations(filter: { search: $s }) { nodes { id } } }",
+            json!({ "s": "a".repeat(50_000) }),
+        )
+        .await;
+    assert_eq!(
+        (code(&long), field(&long)),
+        ("VALIDATION", "filter.search"),
+        "{long}"
+    );
     inbox.api.shutdown().await;
 }
 
@@ -399,6 +413,13 @@ async fn operators_answer_in_every_kind_and_bad_messages_are_refused(backend: Ba
     for (content, expected_field) in [
         (json!({ "kind": "TEXT", "text": "   " }), "text"),
         (json!({ "kind": "TEXT", "text": "x".repeat(4097) }), "text"),
+        // PostgreSQL cannot store a NUL in text: refused on both backends alike.
+        (json!({ "kind": "TEXT", "text": "x\u{0}y" }), "text"),
+        (json!({ "kind": "TEXT", "text": "bell\u{7}" }), "text"),
+        (
+            json!({ "kind": "DOCUMENT", "file": { "telegramFileId": "abc\u{0}" } }),
+            "file",
+        ),
         (
             json!({ "kind": "PHOTO", "text": "c".repeat(1025), "file": { "telegramFileId": "x" } }),
             "caption",
@@ -419,6 +440,33 @@ async fn operators_answer_in_every_kind_and_bad_messages_are_refused(backend: Ba
                 &inbox.dealer.token,
                 send,
                 json!({ "input": { "conversationId": id, "content": content } }),
+            )
+            .await;
+        assert_eq!(
+            (code(&refused), field(&refused)),
+            ("VALIDATION", expected_field),
+            "{refused}"
+        );
+    }
+    // The same from an adapter recording a buyer's message.
+    for (from, text, expected_field) in [
+        (json!({ "firstName": "Ivan" }), "x\u{0}y", "text"),
+        (
+            json!({ "firstName": "Ivan", "lastName": "\u{0}" }),
+            "Hi",
+            "from.lastName",
+        ),
+    ] {
+        let refused = inbox
+            .api
+            .gql(
+                &inbox.bot,
+                RECORD,
+                json!({ "input": {
+                    "botId": BOT, "chatId": 7, "updateId": 900, "telegramMessageId": 9000,
+                    "from": from, "content": { "kind": "TEXT", "text": text },
+                    "sentAt": "2026-11-22T11:00:00Z",
+                } }),
             )
             .await;
         assert_eq!(

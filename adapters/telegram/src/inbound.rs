@@ -78,8 +78,21 @@ fn ignored(update_id: i64, reason: impl Into<String>) -> Inbound {
 
 /// Reads one update as Telegram sent it (JSON). Answers an error for JSON that is no
 /// update at all.
+///
+/// Control characters other than line breaks and tabs in any of its texts are read as
+/// U+FFFD: the Inbox refuses them from its API (PostgreSQL cannot store a NUL), but a
+/// buyer's message is kept, not refused.
 pub fn read_json(raw: &serde_json::Value) -> Result<Inbound, serde_json::Error> {
     use serde::Deserialize as _;
+    let cleaned;
+    let raw = if has_unprintable(raw) {
+        let mut copy = raw.clone();
+        make_printable(&mut copy);
+        cleaned = copy;
+        &cleaned
+    } else {
+        raw
+    };
     let update = Update::deserialize(raw)?;
     let mut inbound = read_update(&update);
     // Telegram sends a GIF with both `animation` and `document` (for old clients); tgbot
@@ -93,6 +106,33 @@ pub fn read_json(raw: &serde_json::Value) -> Result<Inbound, serde_json::Error> 
         }
     }
     Ok(inbound)
+}
+
+fn unprintable(c: char) -> bool {
+    c.is_control() && !matches!(c, '\n' | '\r' | '\t')
+}
+
+fn has_unprintable(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.chars().any(unprintable),
+        serde_json::Value::Array(items) => items.iter().any(has_unprintable),
+        serde_json::Value::Object(fields) => fields.values().any(has_unprintable),
+        _ => false,
+    }
+}
+
+fn make_printable(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(text) => {
+            *text = text
+                .chars()
+                .map(|c| if unprintable(c) { '\u{fffd}' } else { c })
+                .collect();
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(make_printable),
+        serde_json::Value::Object(fields) => fields.values_mut().for_each(make_printable),
+        _ => {}
+    }
 }
 
 /// Reads one update (as tgbot parsed it; prefer [`read_json`], which knows GIFs).

@@ -203,3 +203,26 @@ fn groups_and_unknown_updates_are_ignored_with_a_reason() {
     .unwrap();
     assert!(matches!(read_update(&future), Inbound::Ignored { .. }));
 }
+
+#[test]
+fn control_characters_in_a_buyers_message_are_kept_as_replacement_characters() {
+    // The real text update with a NUL and a bell in its text and the sender's name (JSON
+    // escapes, as Telegram would send them).
+    let mut update = raw("message_text");
+    update["message"]["text"] = "Is the Camry\u{0} still\u{7} for sale?\nThanks".into();
+    update["message"]["from"]["first_name"] = "Ol\u{0}ena".into();
+    update["message"]["chat"]["first_name"] = "Ol\u{0}ena".into();
+    let Inbound::Message(read) = read_json(&update).unwrap() else {
+        panic!("a message");
+    };
+    assert_eq!(
+        read.content.text.as_deref(),
+        Some("Is the Camry\u{fffd} still\u{fffd} for sale?\nThanks")
+    );
+    assert_eq!(read.contact.first_name.as_deref(), Some("Ol\u{fffd}ena"));
+    // Without them the update reads as it is.
+    assert_eq!(
+        message("message_text").content.text.as_deref(),
+        Some("just text")
+    );
+}

@@ -381,9 +381,13 @@ pub struct ConversationFilterInput {
     pub assigned_to_me: bool,
     /// true: closed ones only; false: open ones only; omitted: both.
     pub closed: Option<bool>,
-    /// Contact name, username, phone, or words from any message.
+    /// Contact name, username, phone, or words from any message (at most 200 characters).
     pub search: Option<String>,
 }
+
+/// Longest `filter.search` of conversations: more than anyone types, and far below what
+/// SQLite refuses as a `LIKE` pattern (50,000 bytes).
+const SEARCH_MAX_CHARS: usize = 200;
 
 /// A lead.
 #[derive(SimpleObject)]
@@ -842,7 +846,16 @@ impl InboxQuery {
                 None
             },
             closed: filter.closed,
-            search: filter.search,
+            search: match filter.search {
+                Some(search) if search.chars().count() > SEARCH_MAX_CHARS => {
+                    return Err(ApiError::validation(
+                        "filter.search",
+                        format!("must be at most {SEARCH_MAX_CHARS} characters"),
+                    )
+                    .into());
+                }
+                search => search,
+            },
         };
         let after = after.as_deref().map(decode_cursor).transpose()?;
         let (rows, more) = inbox::conversations(
@@ -1048,9 +1061,22 @@ impl InboxMutation {
         let bot = BotId(parse_id("botId", &input.bot_id)?);
         let workspace = caller.principal.workspace_id;
         let conversation = ConversationId::for_chat(workspace, bot, input.chat_id);
-        let trimmed = |v: Option<String>| {
-            v.map(|s| s.trim().chars().take(256).collect::<String>())
-                .filter(|s| !s.is_empty())
+        let trimmed = |field: &str, v: Option<String>| -> Result<Option<String>, ApiError> {
+            if v.as_deref()
+                .is_some_and(|s| s.chars().any(char::is_control))
+            {
+                return Err(ApiError::validation(
+                    field,
+                    "must not contain control characters",
+                ));
+            }
+            Ok(v.map(|s| s.trim().chars().take(256).collect::<String>())
+                .filter(|s| !s.is_empty()))
+        };
+        let contact = ChatContact {
+            first_name: trimmed("from.firstName", input.from.first_name)?,
+            last_name: trimmed("from.lastName", input.from.last_name)?,
+            username: trimmed("from.username", input.from.username)?,
         };
         let mut context = caller.command_context();
         context.idempotency_key = Some(format!("telegram-update:{}:{}", bot, input.update_id));
@@ -1064,11 +1090,7 @@ impl InboxMutation {
                     ConversationCommand::ReceiveInboundMessage {
                         bot_id: bot,
                         chat_id: input.chat_id,
-                        contact: ChatContact {
-                            first_name: trimmed(input.from.first_name),
-                            last_name: trimmed(input.from.last_name),
-                            username: trimmed(input.from.username),
-                        },
+                        contact,
                         update_id: input.update_id,
                         telegram_message_id: input.telegram_message_id,
                         content,

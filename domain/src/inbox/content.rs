@@ -22,7 +22,10 @@ pub enum FileRef {
 impl FileRef {
     pub fn telegram(field: &str, file_id: &str) -> Result<Self, FieldError> {
         let file_id = file_id.trim();
-        if file_id.is_empty() || file_id.len() > MAX_FILE_REF_CHARS {
+        if file_id.is_empty()
+            || file_id.len() > MAX_FILE_REF_CHARS
+            || file_id.chars().any(char::is_control)
+        {
             return Err(FieldError::new(
                 field,
                 format!("a Telegram file id is 1 to {MAX_FILE_REF_CHARS} characters"),
@@ -281,24 +284,20 @@ impl MessageContent {
         self
     }
 
+    /// Details shown beside the content (media group, file name, emoji) are kept as far as
+    /// they are printable: cut to length, control characters left out.
     pub fn with_media_group(mut self, media_group_id: Option<&str>) -> Self {
-        self.media_group_id = media_group_id
-            .map(str::trim)
-            .filter(|id| !id.is_empty())
-            .map(|id| id.chars().take(64).collect());
+        self.media_group_id = printable(media_group_id, 64);
         self
     }
 
     pub fn with_file_name(mut self, file_name: Option<&str>) -> Self {
-        self.file_name = file_name
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(|n| n.chars().take(255).collect());
+        self.file_name = printable(file_name, 255);
         self
     }
 
     pub fn with_emoji(mut self, emoji: Option<&str>) -> Self {
-        self.emoji = emoji.map(|e| e.chars().take(16).collect());
+        self.emoji = printable(emoji, 16);
         self
     }
 
@@ -342,11 +341,21 @@ impl MessageContent {
     }
 }
 
-/// Trimmed text of at most `max` characters (`None` when empty).
+/// Trimmed text of at most `max` characters (`None` when empty), without control characters
+/// other than line breaks and tabs (PostgreSQL cannot store a NUL in text at all).
 fn bounded(field: &str, value: &str, max: usize) -> Result<Option<String>, FieldError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(FieldError::new(
+            field,
+            "must not contain control characters other than line breaks and tabs",
+        ));
     }
     let chars = value.chars().count();
     if chars > max {
@@ -358,9 +367,50 @@ fn bounded(field: &str, value: &str, max: usize) -> Result<Option<String>, Field
     Ok(Some(value.to_string()))
 }
 
+/// The printable characters of `value`, trimmed and cut to `max` (`None` when none are left).
+fn printable(value: Option<&str>, max: usize) -> Option<String> {
+    let kept: String = value?
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect();
+    Some(kept).filter(|k| !k.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused_in_what_is_said_and_left_out_of_details() {
+        let kept = MessageContent::text("text", "Is it\r\n\tstill there?").unwrap();
+        assert_eq!(kept.text.as_deref(), Some("Is it\r\n\tstill there?"));
+        for bad in ["a\u{0}b", "bell\u{7}", "\u{1b}[31mred"] {
+            let refused = MessageContent::text("text", bad).unwrap_err();
+            assert_eq!(refused.field, "text", "{bad:?}");
+            assert!(refused.message.contains("control characters"), "{bad:?}");
+        }
+        let contact = MessageContent::contact("contact", "+380671234567", "Ivan\u{0}", None);
+        assert_eq!(contact.unwrap_err().field, "contact");
+        assert!(FileRef::telegram("file", "AgAC\u{0}").is_err());
+        let photo = FileRef::telegram("file", "AgACAgIAAxkBAAIB").unwrap();
+        let media = MessageContent::media("m", MessageKind::Document, photo, Some("caption"))
+            .unwrap()
+            .with_file_name(Some("price\u{0}list.pdf"))
+            .with_emoji(Some("\u{7}"))
+            .with_media_group(Some(" 1234\u{0} "));
+        assert_eq!(media.file_name.as_deref(), Some("pricelist.pdf"));
+        assert_eq!(media.emoji, None);
+        assert_eq!(media.media_group_id.as_deref(), Some("1234"));
+        assert!(MessageContent::media(
+            "m",
+            MessageKind::Photo,
+            FileRef::telegram("file", "AgACAgIAAxkBAAIB").unwrap(),
+            Some("two\u{0}")
+        )
+        .is_err());
+    }
 
     #[test]
     fn texts_and_captions_keep_to_telegram_limits() {
