@@ -786,3 +786,36 @@ async fn a_change_to_a_bot_reaches_its_webhook_at_once(backend: Backend) {
     );
     s.api.shutdown().await;
 }
+
+/// A server that does not know its public URL refuses WEBHOOK before asking Telegram
+/// anything (the token is not even checked).
+#[tokio::test]
+async fn webhook_mode_without_a_public_url_is_refused_before_telegram_is_asked() {
+    let bot = FakeBot::new(7_200_001, "no_url_bot");
+    let fake = FakeTelegram::start(std::slice::from_ref(&bot)).await;
+    let settings = TelegramSettings {
+        api_url: fake.url.clone(),
+        public_url: None,
+        call_timeout: Duration::from_secs(2),
+        poll_timeout: Duration::from_secs(1),
+        ..TelegramSettings::default()
+    };
+    let api = Api::with_telegram(Backend::Sqlite, settings).await;
+    let dealer = api.dealer("no-public-url").await;
+    let before = api.events().await;
+    let response = api
+        .gql(
+            &dealer.token,
+            REGISTER,
+            json!({ "input": { "token": bot.token, "mode": "WEBHOOK" } }),
+        )
+        .await;
+    assert_eq!(
+        (code(&response), field(&response)),
+        ("VALIDATION", "mode"),
+        "{response}"
+    );
+    assert!(fake.calls("getMe").is_empty(), "Telegram was asked");
+    assert_eq!(api.events().await, before);
+    api.shutdown().await;
+}

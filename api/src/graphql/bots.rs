@@ -175,10 +175,12 @@ impl BotsMutation {
         let services = services(ctx);
         let caller = caller(ctx)?;
         let commands = menu(input.commands)?;
+        let mode: DomainMode = input.mode.into();
+        // Refused before Telegram is asked anything.
+        webhook_possible(ctx, mode)?;
         let token = SecretString::from(input.token.trim().to_string());
         let identity = check_token(ctx, &token).await?;
         let bot = BotId::for_telegram(identity.telegram_id);
-        let mode: DomainMode = input.mode.into();
         let webhook_secret = webhook_secret_for(ctx, bot, mode)?;
         let workspace = caller.principal.workspace_id;
         let sealed_token = services
@@ -387,6 +389,17 @@ async fn check_token(ctx: &Context<'_>, token: &SecretString) -> Result<BotIdent
     Ok(identity)
 }
 
+/// Refuses WEBHOOK on a server that does not know its public URL.
+fn webhook_possible(ctx: &Context<'_>, mode: DomainMode) -> Result<(), ApiError> {
+    if mode == DomainMode::Webhook && services(ctx).telegram.public_url.is_none() {
+        return Err(ApiError::validation(
+            "mode",
+            "WEBHOOK needs the server's public URL (CARTIE_PUBLIC_URL); use POLLING",
+        ));
+    }
+    Ok(())
+}
+
 /// A new webhook secret (plain for Telegram, sealed for the log) when the mode needs one.
 fn webhook_secret_for(
     ctx: &Context<'_>,
@@ -397,12 +410,7 @@ fn webhook_secret_for(
     if mode != DomainMode::Webhook {
         return Ok(None);
     }
-    if services.telegram.public_url.is_none() {
-        return Err(ApiError::validation(
-            "mode",
-            "WEBHOOK needs the server's public URL (CARTIE_PUBLIC_URL); use POLLING",
-        ));
-    }
+    webhook_possible(ctx, mode)?;
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let secret = SecretString::from(hex::encode(bytes));
