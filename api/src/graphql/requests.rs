@@ -1255,6 +1255,13 @@ impl RequestsMutation {
         ctx: &Context<'_>,
         input: PublishRequestInput,
     ) -> async_graphql::Result<RequestNode> {
+        if input.all_partners && !input.partner_ids.is_empty() {
+            return Err(ApiError::validation(
+                "allPartners",
+                "name partners or open it to all of them, not both",
+            )
+            .into());
+        }
         let workspace = caller(ctx)?.principal.workspace_id.0;
         let active: Vec<Uuid> = requests::partners(&services(ctx).db, workspace)
             .await
@@ -1263,13 +1270,6 @@ impl RequestsMutation {
             .filter(|p| p.active)
             .map(|p| p.partner_id)
             .collect();
-        if input.all_partners && !input.partner_ids.is_empty() {
-            return Err(ApiError::validation(
-                "allPartners",
-                "name partners or open it to all of them, not both",
-            )
-            .into());
-        }
         let partners = if input.all_partners {
             active
         } else {
