@@ -548,6 +548,33 @@ async fn oversized_bodies_and_overdeep_or_overcomplex_queries_are_refused_before
         .await;
     assert!(alive["errors"].is_null(), "{alive}");
 
+    // A NUL character, in a literal or in a variable, is refused before anything runs (no
+    // text Cartie keeps or looks up can hold one; PostgreSQL would refuse it).
+    for (query, variables) in [
+        (
+            r#"{ listings(filter: { brand: "BMW\u0000" }) { totalCount } }"#,
+            json!({}),
+        ),
+        (
+            "query($f: ListingFilterInput) { listings(filter: $f) { totalCount } }",
+            json!({ "f": { "text": "x\u{0}" } }),
+        ),
+        (
+            "mutation($input: CreateListingInput!) { createListing(input: $input) { id } }",
+            json!({ "input": { "title": "Golf", "colour": "bl\u{0}ue" } }),
+        ),
+    ] {
+        let response = api.gql(&token, query, variables).await;
+        assert_eq!(code(&response), "VALIDATION", "{response}");
+        assert!(
+            response["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("NUL"),
+            "{response}"
+        );
+    }
+
     // 30 pages of 100 listings each is over the complexity budget; the mutation alongside
     // never runs.
     let pages = (0..30)

@@ -413,11 +413,12 @@ async fn operators_answer_in_every_kind_and_bad_messages_are_refused(backend: Ba
     for (content, expected_field) in [
         (json!({ "kind": "TEXT", "text": "   " }), "text"),
         (json!({ "kind": "TEXT", "text": "x".repeat(4097) }), "text"),
-        // PostgreSQL cannot store a NUL in text: refused on both backends alike.
-        (json!({ "kind": "TEXT", "text": "x\u{0}y" }), "text"),
+        // Control characters but line breaks and tabs (a NUL is refused for the whole
+        // request before it runs: tests/graphql.rs).
+        (json!({ "kind": "TEXT", "text": "x\u{1b}[31my" }), "text"),
         (json!({ "kind": "TEXT", "text": "bell\u{7}" }), "text"),
         (
-            json!({ "kind": "DOCUMENT", "file": { "telegramFileId": "abc\u{0}" } }),
+            json!({ "kind": "DOCUMENT", "file": { "telegramFileId": "abc\u{7}" } }),
             "file",
         ),
         (
@@ -450,9 +451,9 @@ async fn operators_answer_in_every_kind_and_bad_messages_are_refused(backend: Ba
     }
     // The same from an adapter recording a buyer's message.
     for (from, text, expected_field) in [
-        (json!({ "firstName": "Ivan" }), "x\u{0}y", "text"),
+        (json!({ "firstName": "Ivan" }), "x\u{7}y", "text"),
         (
-            json!({ "firstName": "Ivan", "lastName": "\u{0}" }),
+            json!({ "firstName": "Ivan", "lastName": "\u{1b}" }),
             "Hi",
             "from.lastName",
         ),

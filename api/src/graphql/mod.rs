@@ -5,7 +5,7 @@ mod accounts;
 mod bots;
 mod inbox;
 mod inventory;
-mod nesting;
+mod query_text;
 mod requests;
 
 use std::net::IpAddr;
@@ -71,7 +71,7 @@ fn builder() -> async_graphql::SchemaBuilder<QueryRoot, MutationRoot, InboxSubsc
         InboxSubscription,
     )
     .extension(crate::access::Enforce)
-    .extension(nesting::NestingLimit)
+    .extension(query_text::QueryTextChecks)
     .limit_depth(MAX_DEPTH)
     .limit_complexity(MAX_COMPLEXITY)
 }

@@ -1,18 +1,22 @@
-//! A limit on how deeply a query's text nests, checked before it is parsed.
+//! What a query's text and variables may hold, checked before the query is parsed.
 //!
-//! async-graphql's parser limits nested selection sets but not nested values: a list or
-//! object literal a few thousand levels deep (`[[[…]]]`, a few KiB of text, in any argument,
-//! default value or directive) recurses through the parser until the thread's stack
-//! overflows, and that aborts the whole process. This extension counts the brackets of the
-//! query text, outside strings and comments, and refuses it with `VALIDATION` before the
-//! parser sees it. It applies to every query the schema runs, over HTTP and over the
-//! WebSocket.
+//! - **Nesting.** async-graphql's parser limits nested selection sets but not nested values:
+//!   a list or object literal a few thousand levels deep (`[[[…]]]`, a few KiB of text, in
+//!   any argument, default value or directive) recurses through the parser until the
+//!   thread's stack overflows, and that aborts the whole process. The brackets of the text
+//!   are counted, outside strings and comments.
+//! - **NUL characters**, in a string literal (`\u0000`) or a variable. No text Cartie keeps
+//!   or looks up can hold one (PostgreSQL refuses it in `text`), so a NUL anywhere would only
+//!   reach the database and fail there.
+//!
+//! Either is refused with `VALIDATION` before the parser sees the query, for every query the
+//! schema runs, over HTTP and over the WebSocket.
 
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::ExecutableDocument;
-use async_graphql::{ErrorExtensionValues, Pos, ServerError, ServerResult, Variables};
+use async_graphql::{ErrorExtensionValues, Pos, ServerError, ServerResult, Value, Variables};
 
 use crate::error::codes;
 
@@ -21,18 +25,18 @@ use crate::error::codes;
 /// inside them, and stops far below what overflows a stack.
 pub const MAX_NESTING: usize = 64;
 
-pub struct NestingLimit;
+pub struct QueryTextChecks;
 
-impl ExtensionFactory for NestingLimit {
+impl ExtensionFactory for QueryTextChecks {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(NestingLimitExtension)
+        Arc::new(QueryTextChecksExtension)
     }
 }
 
-struct NestingLimitExtension;
+struct QueryTextChecksExtension;
 
 #[async_trait::async_trait]
-impl Extension for NestingLimitExtension {
+impl Extension for QueryTextChecksExtension {
     async fn parse_query(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -41,16 +45,38 @@ impl Extension for NestingLimitExtension {
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
         if let Some(pos) = too_deep(query, MAX_NESTING) {
-            let mut extensions = ErrorExtensionValues::default();
-            extensions.set("code", codes::VALIDATION);
-            let mut error = ServerError::new(
+            return Err(refusal(
                 format!("the query is nested more than {MAX_NESTING} levels deep"),
                 Some(pos),
-            );
-            error.extensions = Some(extensions);
-            return Err(error);
+            ));
+        }
+        if query.contains("\\u0000") || variables.values().any(holds_nul) {
+            return Err(refusal(
+                "text must not contain NUL characters (U+0000)".to_string(),
+                None,
+            ));
         }
         next.run(ctx, query, variables).await
+    }
+}
+
+fn refusal(message: String, pos: Option<Pos>) -> ServerError {
+    let mut extensions = ErrorExtensionValues::default();
+    extensions.set("code", codes::VALIDATION);
+    let mut error = ServerError::new(message, pos);
+    error.extensions = Some(extensions);
+    error
+}
+
+/// Whether a variable's value holds a NUL anywhere (keys of input objects included).
+fn holds_nul(value: &Value) -> bool {
+    match value {
+        Value::String(text) => text.contains('\0'),
+        Value::List(items) => items.iter().any(holds_nul),
+        Value::Object(fields) => fields
+            .iter()
+            .any(|(name, value)| name.contains('\0') || holds_nul(value)),
+        _ => false,
     }
 }
 
@@ -159,6 +185,19 @@ mod tests {
         // After them, brackets count again, and lines are where they are.
         let after = format!("{query}\n  {{ [[[ ]]] }}");
         assert_eq!(too_deep(&after, 3), Some(Pos { line: 5, column: 7 }));
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_variable_is_found() {
+        let value = |json: serde_json::Value| Value::from_json(json).unwrap();
+        assert!(!holds_nul(&value(
+            serde_json::json!({ "a": ["b", 1, null, { "c": "d" }] })
+        )));
+        assert!(holds_nul(&value(serde_json::json!("x\u{0}"))));
+        assert!(holds_nul(&value(serde_json::json!([1, ["\u{0}"]]))));
+        assert!(holds_nul(&value(
+            serde_json::json!({ "a": { "b\u{0}": 1 } })
+        )));
     }
 
     #[test]
