@@ -47,6 +47,9 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
     ]
 }
 
+/// How long a stopping process waits for its projection runners to finish their batch.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A conversation is loaded from a snapshot taken every this many events, so handling one
 /// more message costs the same however long the conversation is.
 pub const CONVERSATION_SNAPSHOT_EVERY: usize = 50;
@@ -259,8 +262,11 @@ impl App {
         for task in self.background {
             task.abort();
         }
+        // One deadline for all of them: a database that stopped answering holds every
+        // runner, and waiting for each in turn would add up.
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
         for mut runner in self.runners {
-            if tokio::time::timeout(std::time::Duration::from_secs(10), &mut runner)
+            if tokio::time::timeout_at(deadline, &mut runner)
                 .await
                 .is_err()
             {

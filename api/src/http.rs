@@ -241,19 +241,44 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// How long `/health/deep` waits for the database before it answers that it is not
+/// answering (a pooled connection to a server that stopped responding would wait forever).
+const DEEP_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// Database reachable, and where each projection stands against the log.
 async fn deep_health(State(state): State<HttpState>) -> Response {
-    let services = &state.services;
+    let (status, body) = tokio::time::timeout(DEEP_CHECK_TIMEOUT, deep_report(&state.services))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::error!("health check: the database did not answer in time");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "status": "unavailable", "database": "not answering" }),
+            )
+        });
+    (status, Json(body)).into_response()
+}
+
+async fn deep_report(services: &Services) -> (StatusCode, serde_json::Value) {
+    let unavailable = |database: &str| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "database": database }),
+        )
+    };
     if let Err(error) = services.db.ping().await {
         tracing::error!(%error, "health check: database unreachable");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": "unreachable" })),
-        )
-            .into_response();
+        return unavailable("unreachable");
     }
     let log = cartie_store::EventLog::new(services.db.clone());
-    let head = log.head().await;
+    let head = match log.head().await {
+        Ok(head) => head,
+        Err(error) => {
+            // Reachable, but the log cannot be read (its tables gone, say).
+            tracing::error!(%error, "health check: the event log cannot be read");
+            return unavailable("the event log cannot be read");
+        }
+    };
     let mut projections = Vec::new();
     for progress in &services.projections {
         let position = progress.position();
@@ -266,13 +291,15 @@ async fn deep_health(State(state): State<HttpState>) -> Response {
         }));
     }
     let backend = format!("{:?}", services.db.backend()).to_lowercase();
-    Json(json!({
-        "status": "ok",
-        "database": { "status": "reachable", "backend": backend },
-        "log": { "head": head.ok().map(|h| h.global_position) },
-        "projections": projections,
-    }))
-    .into_response()
+    (
+        StatusCode::OK,
+        json!({
+            "status": "ok",
+            "database": { "status": "reachable", "backend": backend },
+            "log": { "head": head.global_position },
+            "projections": projections,
+        }),
+    )
 }
 
 async fn metrics() -> impl IntoResponse {

@@ -137,7 +137,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
             let after = log.event_count().await?;
             app.shutdown().await;
-            db.close().await;
+            close(&db).await;
             let report = result.context("seeding failed")?;
             print_report(&report);
             println!("{} new events", after - before);
@@ -173,7 +173,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             .await;
             app.shutdown().await;
-            db.close().await;
+            close(&db).await;
             let (_, token) = result?;
             println!("{}", token.expose_secret());
             Ok(())
@@ -182,6 +182,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", graphql::sdl());
             Ok(())
         }
+    }
+}
+
+/// Closes the database's pools, waiting at most a few seconds: a connection held by a query
+/// to a server that stopped answering is never given back, and the process must still end.
+async fn close(db: &Database) {
+    if tokio::time::timeout(std::time::Duration::from_secs(5), db.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("the database did not let go of its connections in time; stopping anyway");
     }
 }
 
@@ -246,7 +257,7 @@ async fn run_server(settings: &Settings, serve: &ServeSettings) -> anyhow::Resul
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     app.shutdown().await;
-    db.close().await;
+    close(&db).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -256,7 +267,7 @@ async fn run_worker(settings: &Settings) -> anyhow::Result<()> {
     tracing::info!(backend = ?db.backend(), "worker running");
     shutdown_signal().await;
     app.shutdown().await;
-    db.close().await;
+    close(&db).await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -378,6 +389,6 @@ async fn replay(settings: &Settings, projection: Option<String>, all: bool) -> a
     if let Err(error) = counting.await {
         tracing::warn!(%error, "counting the log's events");
     }
-    db.close().await;
+    close(&db).await;
     Ok(())
 }

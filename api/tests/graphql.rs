@@ -429,6 +429,26 @@ async fn deep_health_reports_each_projection_and_its_lag(backend: Backend) {
     assert_eq!(inventory["name"], "inventory");
     assert_eq!(inventory["lag"], 0, "{body}");
     assert!(inventory["position"].as_i64().unwrap() >= 1);
+
+    // A database that answers but whose log cannot be read is not healthy.
+    let db = &api.test.db;
+    cartie_store::on_pool!(db, pool => {
+        sqlx::query("ALTER TABLE events RENAME TO events_elsewhere")
+            .execute(pool)
+            .await
+            .unwrap();
+    });
+    let response = api
+        .router
+        .clone()
+        .oneshot(Request::get("/health/deep").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert_eq!(body["database"], "the event log cannot be read", "{body}");
     api.shutdown().await;
 }
 
