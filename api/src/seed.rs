@@ -23,6 +23,8 @@ use crate::credentials::{self, kinds};
 use crate::error::ApiError;
 
 pub const DEMO_SLUG: &str = "demo-motors";
+/// The platform administrator's name until they change it.
+const ADMIN_NAME: &str = "Platform administrator";
 pub const DEMO_EMAIL: &str = "demo@cartie.example";
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,8 @@ struct Person<'a> {
     email: &'a Email,
     name: &'a str,
     role: Role,
-    password: &'a SecretString,
+    /// Needed only while the person has no password yet.
+    password: Option<&'a SecretString>,
     /// Where the password came from, for error messages.
     password_setting: &'static str,
 }
@@ -147,6 +150,7 @@ async fn ensure_member(
             .push(format!("{email}: exists, password left unchanged"));
         return Ok(false);
     }
+    let password = password.ok_or(SeedError::Missing(password_setting))?;
     accounts::set_password(
         services,
         system(workspace),
@@ -157,13 +161,7 @@ async fn ensure_member(
         password.clone(),
     )
     .await
-    .map_err(|error| match error {
-        ApiError::Validation(field) => SeedError::Invalid {
-            setting: password_setting,
-            message: format!("the password {}", field.message),
-        },
-        other => SeedError::Api(other),
-    })?;
+    .map_err(|error| password_error(password_setting, error))?;
     report
         .lines
         .push(format!("{email}: {role} of the workspace, password set"));
@@ -183,9 +181,24 @@ pub async fn platform(
         setting: "CARTIE_ADMIN_EMAIL",
         message: e.message,
     })?;
-    let password = admin_password
-        .filter(|p| !p.expose_secret().is_empty())
-        .ok_or(SeedError::Missing("CARTIE_ADMIN_PASSWORD"))?;
+    // The password is needed, and checked, before anything is written, unless the
+    // administrator has one already (it is then left as it is).
+    let password = admin_password.filter(|p| !p.expose_secret().is_empty());
+    let user = UserId::for_email(&email);
+    let has_password = credentials::get(&services.db, user.0, kinds::PASSWORD)
+        .await
+        .map_err(ApiError::from)?
+        .is_some();
+    if !has_password {
+        let password = password.ok_or(SeedError::Missing("CARTIE_ADMIN_PASSWORD"))?;
+        let local_part = email.as_str().split('@').next().unwrap_or_default();
+        credentials::check_password_strength(
+            "CARTIE_ADMIN_PASSWORD",
+            password,
+            &[email.as_str(), local_part, ADMIN_NAME],
+        )
+        .map_err(|error| password_error("CARTIE_ADMIN_PASSWORD", error.into()))?;
+    }
     let mut report = SeedReport::default();
     let workspace = ensure_workspace(
         services,
@@ -201,7 +214,7 @@ pub async fn platform(
         workspace,
         Person {
             email: &email,
-            name: "Platform administrator",
+            name: ADMIN_NAME,
             role: Role::Owner,
             password,
             password_setting: "CARTIE_ADMIN_PASSWORD",
@@ -209,6 +222,17 @@ pub async fn platform(
     )
     .await?;
     Ok(report)
+}
+
+/// A refused password as the setting it came from; other errors as they are.
+fn password_error(setting: &'static str, error: ApiError) -> SeedError {
+    match error {
+        ApiError::Validation(field) => SeedError::Invalid {
+            setting,
+            message: format!("the password {}", field.message),
+        },
+        other => SeedError::Api(other),
+    }
 }
 
 /// A demo dealer with a demo owner and sample inventory.
@@ -233,7 +257,7 @@ pub async fn demo(
             email: &email,
             name: "Demo Dealer",
             role: Role::Owner,
-            password: &password,
+            password: Some(&password),
             password_setting: "CARTIE_DEMO_PASSWORD",
         },
     )

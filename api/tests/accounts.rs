@@ -934,6 +934,14 @@ async fn seeds_are_idempotent(backend: Backend) {
             ..
         })
     ));
+    // Refused before anything was written; so is a first run without a password.
+    assert_eq!(api.events().await, 0, "a refused seed writes nothing");
+    let no_password = seed::platform(services, Some(email), None).await;
+    assert!(matches!(
+        no_password,
+        Err(seed::SeedError::Missing("CARTIE_ADMIN_PASSWORD"))
+    ));
+    assert_eq!(api.events().await, 0);
     let missing = seed::platform(services, None, Some(&password)).await;
     assert!(matches!(
         missing,
@@ -960,6 +968,10 @@ async fn seeds_are_idempotent(backend: Backend) {
     seed::demo(services, None, &mut again).await.unwrap();
     assert_eq!(api.events().await, events, "a second run emits no event");
     assert!(again.generated_demo_password.is_none());
+    // Once the administrator has a password, the setting may be gone (a server started
+    // with only CARTIE_ADMIN_EMAIL): nothing to do, nothing refused.
+    seed::platform(services, Some(email), None).await.unwrap();
+    assert_eq!(api.events().await, events);
 
     // The administrator administers the platform; the demo owner sees the sample inventory.
     let admin = ok(sign_in(&api, email, password.expose_secret(), None).await)["signIn"]
