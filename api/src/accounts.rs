@@ -525,8 +525,7 @@ pub async fn set_password(
     field: &str,
     password: SecretString,
 ) -> Result<(), ApiError> {
-    let local_part = email.split('@').next().unwrap_or_default();
-    credentials::check_password_strength(field, &password, &[email, local_part, name])?;
+    check_new_password(field, &password, email, name)?;
     let hash = credentials::hash_password(password)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -539,6 +538,17 @@ pub async fn set_password(
         )
         .await?;
     wait(services, position).await
+}
+
+/// Refuses a password that is weak for this person (judged with their e-mail and name).
+pub fn check_new_password(
+    field: &str,
+    password: &SecretString,
+    email: &str,
+    name: &str,
+) -> Result<(), cartie_domain::values::FieldError> {
+    let local_part = email.split('@').next().unwrap_or_default();
+    credentials::check_password_strength(field, password, &[email, local_part, name])
 }
 
 /// Sets the password of an invited person and signs them in.

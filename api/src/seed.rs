@@ -191,11 +191,11 @@ pub async fn platform(
         .is_some();
     if !has_password {
         let password = password.ok_or(SeedError::Missing("CARTIE_ADMIN_PASSWORD"))?;
-        let local_part = email.as_str().split('@').next().unwrap_or_default();
-        credentials::check_password_strength(
+        accounts::check_new_password(
             "CARTIE_ADMIN_PASSWORD",
             password,
-            &[email.as_str(), local_part, ADMIN_NAME],
+            email.as_str(),
+            ADMIN_NAME,
         )
         .map_err(|error| password_error("CARTIE_ADMIN_PASSWORD", error.into()))?;
     }
