@@ -411,19 +411,25 @@ async fn an_update_keeps_absent_fields_and_clears_null_ones(backend: Backend) {
     api.shutdown().await;
 }
 
-async fn deep_health_reports_each_projection_and_its_lag(backend: Backend) {
-    let api = Api::new(backend).await;
-    let token = api.token().await;
-    api.create(&token, camry()).await;
+/// `GET /health/deep` through the router: its status and body.
+async fn deep_health(api: &Api) -> (StatusCode, Value) {
     let response = api
         .router
         .clone()
         .oneshot(Request::get("/health/deep").body(Body::empty()).unwrap())
         .await
         .unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn deep_health_reports_each_projection_and_its_lag(backend: Backend) {
+    let api = Api::new(backend).await;
+    let token = api.token().await;
+    api.create(&token, camry()).await;
+    let (status, body) = deep_health(&api).await;
+    assert_eq!(status, StatusCode::OK);
     assert_eq!(body["database"]["status"], "reachable");
     let inventory = &body["projections"][0];
     assert_eq!(inventory["name"], "inventory");
@@ -438,15 +444,8 @@ async fn deep_health_reports_each_projection_and_its_lag(backend: Backend) {
             .await
             .unwrap();
     });
-    let response = api
-        .router
-        .clone()
-        .oneshot(Request::get("/health/deep").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let body: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let (status, body) = deep_health(&api).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["status"], "unavailable", "{body}");
     assert_eq!(body["database"], "the event log cannot be read", "{body}");
     api.shutdown().await;
